@@ -1,0 +1,100 @@
+"""The `debias` command line: parsing and calling the library, nothing more."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from debias.errors import UserError
+
+
+def _user_errors(func):
+    """Turn UserError (and bad values) into one clear message and exit code 2, unless --debug."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        debug = click.get_current_context().find_root().params.get("debug", False)
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            if debug:
+                raise
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            click.echo("\nInterrupted.", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group()
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+@click.version_option(package_name="debias")
+def main(debug: bool) -> None:
+    """debias: find what a face dataset under-represents and turn it into resampling weights."""
+
+
+@main.command()
+@click.option("--data", default="synthfaces", show_default=True, help="Dataset: synthfaces, celeba, a manifest .csv or a class-folder directory (see `debias datasets`).")
+@click.option("--root", type=click.Path(), default=None, help="Folder holding the dataset files (CelebA).")
+@click.option("--target", default=None, help="Attribute to predict (CelebA; default Blond_Hair).")
+@click.option("--groups", default=None, help="Comma-separated attributes used only for evaluation (CelebA default: Male).")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images of each split.")
+@click.option("--epochs", type=int, default=8, show_default=True)
+@click.option("--batch-size", type=int, default=128, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--latent-dim", type=int, default=100, show_default=True)
+@click.option("--beta", type=float, default=0.0005, show_default=True, help="Weight of the KL term.")
+@click.option("--alpha", type=float, default=0.01, show_default=True, help="Histogram smoothing; 0 = uniform over latent space, large = no debiasing.")
+@click.option("--bins", type=int, default=10, show_default=True, help="Histogram bins per latent dimension.")
+@click.option("--combine", type=click.Choice(["geometric", "product", "max"]), default="geometric", show_default=True, help="How per-dimension densities combine.")
+@click.option("--cap", type=float, default=None, help="Largest weight, as a multiple of the mean weight.")
+@click.option("--image-size", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--no-baseline", is_flag=True, help="Skip the uniform baseline.")
+@click.option("--out", type=click.Path(), default=None, help="Run folder (default: a new folder under runs/).")
+@click.option("--overwrite", is_flag=True, help="Allow writing into an existing, non-empty run folder.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@_user_errors
+def fit(data, root, target, groups, limit, epochs, batch_size, learning_rate, latent_dim, beta, alpha, bins, combine,
+        cap, image_size, seed, device, no_baseline, out, overwrite, quiet):
+    """Train the DB-VAE with adaptive resampling and a uniform baseline; write weights.csv and predictions."""
+    from debias.fit import FitConfig, run_fit
+    from debias.weighting import WeightingSettings
+
+    data_options = {k: v for k, v in {"root": root, "target": target, "groups": groups, "limit": limit}.items() if v is not None}
+    config = FitConfig(
+        data=data, data_options=data_options, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        latent_dim=latent_dim, beta=beta, image_size=image_size, seed=seed, device=device, train_baseline=not no_baseline,
+        weighting=WeightingSettings(bins=bins, alpha=alpha, combine=combine, cap=cap),
+    )
+    result = run_fit(config, out=out, overwrite=overwrite, progress=not quiet)
+    click.echo(format_summary(result))
+
+
+def format_summary(result: dict) -> str:
+    """The closing table of `debias fit`: accuracy and worst-group accuracy per model on the test split."""
+    test = result["results"]["test"]
+    lines = [f"Run folder: {result['run_dir']}", "", f"{'test split':<12}{'accuracy':>10}{'worst group':>13}  worst group is"]
+    for name, m in test.items():
+        lines.append(f"{name:<12}{m['accuracy']:>10.3f}{m['worst_group_accuracy']:>13.3f}  {m['worst_group']}")
+    w = result["final_weights"]
+    lines.append("")
+    lines.append(f"weights.csv: ESS {w['ess']:.2f} of N, max/min weight ratio {w['max_min_ratio']:.1f}, {result['seconds']:.0f} s in all")
+    return "\n".join(lines)
+
+
+@main.command()
+def datasets() -> None:
+    """List the datasets debias can read and how to point at each."""
+    from debias.data import available
+
+    for name, description in available().items():
+        click.echo(f"{name:<12} {description}")
+
+
+if __name__ == "__main__":
+    main()

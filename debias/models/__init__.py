@@ -1,0 +1,9 @@
+"""DB-VAE, the plain classifier baseline, and their losses."""
+
+from debias.models.losses import DBVAELoss, classifier_loss, kl_divergence, reconstruction_error
+from debias.models.networks import DOWNSAMPLING, DBVAE, Classifier, Decoder, EncoderTrunk
+
+__all__ = [
+    "DBVAE", "DBVAELoss", "Classifier", "Decoder", "DOWNSAMPLING", "EncoderTrunk",
+    "classifier_loss", "kl_divergence", "reconstruction_error",
+]

@@ -1,0 +1,1 @@
+"""Reading a run directory into group metrics and reports. Needs no training code."""

@@ -1,0 +1,130 @@
+"""Training, encoding and prediction loops. Everything they use comes in as an argument.
+
+Images stay uint8 [N, H, W, 3] (in memory or memory-mapped) until a batch is on the device;
+`to_model_input` is the single preprocessing step, shared by training, the latent pass that
+feeds the histograms, and evaluation, so the latents describe exactly what training sees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+Criterion = Callable[[dict, torch.Tensor, torch.Tensor], dict]
+
+
+def to_model_input(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> float [B, 3, H, W] in [0, 1].
+
+    The permuted view of an NHWC tensor is already channels-last in memory, which is the fast
+    layout for convolutions, so no copy is made besides the float conversion.
+    """
+    return batch.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast on CUDA when enabled; a no-op context elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def iterate_batches(
+    images: np.ndarray, labels: np.ndarray, indices: np.ndarray, batch_size: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (uint8 images, labels) on `device` for `indices` in consecutive batches."""
+    pin = device.type == "cuda"
+    for start in range(0, len(indices), batch_size):
+        # Sorted rows read a memory-mapped cache sequentially; order inside a batch is irrelevant.
+        rows = np.sort(indices[start : start + batch_size])
+        x = torch.from_numpy(np.ascontiguousarray(images[rows]))
+        y = torch.from_numpy(labels[rows])
+        if pin:
+            x, y = x.pin_memory(), y.pin_memory()
+        yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)
+
+
+def train_one_epoch(
+    model: nn.Module,
+    criterion: Criterion,
+    optimizer: torch.optim.Optimizer,
+    images: np.ndarray,
+    labels: np.ndarray,
+    indices: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    amp: bool = False,
+    progress: tqdm | None = None,
+) -> dict[str, float]:
+    """One pass over `indices` (the rows drawn for this epoch); returns the mean of each loss term."""
+    model.train()
+    sums: dict[str, float] = defaultdict(float)
+    seen = 0
+    for x_uint8, y in iterate_batches(images, labels, indices, batch_size, device):
+        x = to_model_input(x_uint8)
+        with autocast(device, amp):
+            outputs = model(x)
+        terms = criterion(outputs, x, y)
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+        n = len(y)
+        seen += n
+        for name, value in terms.items():
+            sums[name] += float(value.detach()) * n
+        sums["accuracy"] += float(((outputs["logit"].detach() > 0).long() == y).sum())
+        if progress is not None:
+            progress.update(1)
+            progress.set_postfix(loss=f"{float(terms['total']):.3f}", refresh=False)
+    return {name: total / max(seen, 1) for name, total in sums.items()}
+
+
+@contextlib.contextmanager
+def evaluation_mode(model: nn.Module):
+    """Put `model` in eval mode and restore its previous mode afterwards, whatever happens.
+
+    Leaving batch norm in eval mode after a latent pass would silently change the rest of
+    training (a defect of the public reference code).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def encode_all(
+    model: nn.Module, images: np.ndarray, batch_size: int, device: torch.device, amp: bool = False
+) -> torch.Tensor:
+    """Latent means mu [N, k] (float32, on `device`) of every image, in inference mode."""
+    index = np.arange(len(images))
+    dummy = np.zeros(len(images), dtype=np.int64)
+    chunks = []
+    with evaluation_mode(model), torch.inference_mode():
+        for x_uint8, _ in iterate_batches(images, dummy, index, batch_size, device):
+            with autocast(device, amp):
+                _, mu, _ = model.encode(to_model_input(x_uint8))
+            chunks.append(mu.float())
+    return torch.cat(chunks)
+
+
+def predict_proba(
+    model: nn.Module, images: np.ndarray, batch_size: int, device: torch.device, amp: bool = False
+) -> np.ndarray:
+    """Probability of the positive class for every image, as a float64 numpy array [N]."""
+    index = np.arange(len(images))
+    dummy = np.zeros(len(images), dtype=np.int64)
+    chunks = []
+    with evaluation_mode(model), torch.inference_mode():
+        for x_uint8, _ in iterate_batches(images, dummy, index, batch_size, device):
+            with autocast(device, amp):
+                logit = model.classify(to_model_input(x_uint8))
+            chunks.append(torch.sigmoid(logit.float()).cpu())
+    return torch.cat(chunks).double().numpy()

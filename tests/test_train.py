@@ -1,0 +1,71 @@
+"""Training loops, including the reference code's defects 3 (preprocessing) and 4 (eval mode left on)."""
+
+import numpy as np
+import torch
+
+from debias.models import DBVAE, DBVAELoss
+from debias.train import encode_all, iterate_batches, predict_proba, to_model_input, train_one_epoch
+
+
+def _tiny(n=24, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
+    labels = rng.integers(0, 2, size=n).astype(np.int64)
+    return images, labels
+
+
+def _model():
+    torch.manual_seed(0)
+    return DBVAE(latent_dim=6, image_size=32, width=4, hidden=16)
+
+
+def test_to_model_input_scales_and_reorders_channels():
+    images, _ = _tiny(2)
+    x = to_model_input(torch.from_numpy(images))
+    assert x.shape == (2, 3, 32, 32) and x.dtype == torch.float32
+    assert abs(x[1, 2, 5, 7].item() - images[1, 5, 7, 2] / 255.0) < 1e-6
+    assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_latents_use_the_same_preprocessing_as_training():
+    # defect 3: latents were computed on raw uint8 images while training saw scaled floats
+    images, labels = _tiny()
+    model = _model().eval()
+    mu = encode_all(model, images, batch_size=7, device=torch.device("cpu"))
+    # what training feeds the model for the same rows
+    x, _ = next(iterate_batches(images, labels, np.arange(len(images)), len(images), torch.device("cpu")))
+    with torch.no_grad():
+        _, mu_train_path, _ = model.encode(to_model_input(x))
+    assert torch.allclose(mu, mu_train_path, atol=1e-5)
+
+
+def test_model_is_back_in_train_mode_after_latents_and_predictions():
+    # defect 4: batch norm stayed in eval mode for the rest of training after computing latents
+    images, _ = _tiny()
+    model = _model().train()
+    encode_all(model, images, batch_size=8, device=torch.device("cpu"))
+    assert model.training and all(m.training for m in model.modules())
+    predict_proba(model, images, batch_size=8, device=torch.device("cpu"))
+    assert model.training
+    model.eval()
+    encode_all(model, images, batch_size=8, device=torch.device("cpu"))
+    assert not model.training  # the previous mode is restored, whichever it was
+
+
+def test_train_one_epoch_reduces_loss_and_reports_terms():
+    images, labels = _tiny(64)
+    model = _model()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    loss = DBVAELoss(beta=0.01, vae_on_all=True)
+    first = train_one_epoch(model, loss, opt, images, labels, np.arange(64), 16, torch.device("cpu"))
+    for _ in range(15):
+        last = train_one_epoch(model, loss, opt, images, labels, np.arange(64), 16, torch.device("cpu"))
+    assert {"total", "classification", "reconstruction", "kl", "accuracy"} <= set(first)
+    assert last["total"] < first["total"]
+
+
+def test_iterate_batches_visits_exactly_the_given_rows():
+    images, labels = _tiny(10)
+    idx = np.array([3, 3, 9, 0, 5])
+    seen = [y for _, y in iterate_batches(images, labels, idx, 2, torch.device("cpu"))]
+    assert sorted(torch.cat(seen).tolist()) == sorted(labels[idx].tolist())
