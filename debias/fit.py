@@ -172,7 +172,7 @@ class _Trainer:
         """Weights from the latents of the current model on the whole training split."""
         train = self.dataset.train
         mu = encode_all(self.model, train.images, self.config.eval_batch_size, self.device, self.amp)
-        labels = torch.from_numpy(train.labels)
+        labels = torch.tensor(train.labels)
         self.weights, score = training_weights(mu, labels, self.config.weighting, self.dataset.vae_on_all)
         self.log_density = -score
         self.latents = mu

@@ -81,7 +81,7 @@ def train_one_epoch(
         sums["accuracy"] += float(((outputs["logit"].detach() > 0).long() == y).sum())
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(loss=f"{float(terms['total']):.3f}", refresh=False)
+            progress.set_postfix(loss=f"{float(terms['total'].detach()):.3f}", refresh=False)
     return {name: total / max(seen, 1) for name, total in sums.items()}
 
 
