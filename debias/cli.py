@@ -42,6 +42,10 @@ def main(debug: bool) -> None:
 @click.option("--target", default=None, help="Attribute to predict (CelebA; default Blond_Hair).")
 @click.option("--groups", default=None, help="Comma-separated attributes used only for evaluation (CelebA default: Male).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images of each split.")
+@click.option("--cache-dir", type=click.Path(), default=None, help="Decoded-image cache (default $DEBIAS_CACHE or ~/.cache/debias).")
+@click.option("--workers", type=click.IntRange(min=0), default=None, help="Image-decoding processes for the first pass (default: CPU count, at most 8).")
+@click.option("--vae-on", type=click.Choice(["all", "positives"]), default=None,
+              help="Train the VAE terms on every image (all are faces) or on positives only (face detection). Default: the dataset's.")
 @click.option("--epochs", type=int, default=8, show_default=True)
 @click.option("--batch-size", type=int, default=128, show_default=True)
 @click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
@@ -59,16 +63,22 @@ def main(debug: bool) -> None:
 @click.option("--overwrite", is_flag=True, help="Allow writing into an existing, non-empty run folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
-def fit(data, root, target, groups, limit, epochs, batch_size, learning_rate, latent_dim, beta, alpha, bins, combine,
+def fit(data, root, target, groups, limit, cache_dir, workers, vae_on, epochs, batch_size, learning_rate, latent_dim, beta, alpha, bins, combine,
         cap, image_size, seed, device, no_baseline, out, overwrite, quiet):
     """Train the DB-VAE with adaptive resampling and a uniform baseline; write weights.csv and predictions."""
     from debias.fit import FitConfig, run_fit
     from debias.weighting import WeightingSettings
 
-    data_options = {k: v for k, v in {"root": root, "target": target, "groups": groups, "limit": limit}.items() if v is not None}
+    data_options = {
+        "root": root, "target": target, "groups": groups, "limit": limit, "cache_dir": cache_dir, "workers": workers,
+    }
+    data_options = {k: v for k, v in data_options.items() if v is not None}
+    if quiet:
+        data_options["progress"] = False
     config = FitConfig(
         data=data, data_options=data_options, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         latent_dim=latent_dim, beta=beta, image_size=image_size, seed=seed, device=device, train_baseline=not no_baseline,
+        vae_on=vae_on,
         weighting=WeightingSettings(bins=bins, alpha=alpha, combine=combine, cap=cap),
     )
     result = run_fit(config, out=out, overwrite=overwrite, progress=not quiet)
@@ -90,10 +100,39 @@ def format_summary(result: dict) -> str:
 @main.command()
 def datasets() -> None:
     """List the datasets debias can read and how to point at each."""
-    from debias.data import available
+    from debias.data.listing import describe_datasets
 
-    for name, description in available().items():
-        click.echo(f"{name:<12} {description}")
+    click.echo(describe_datasets())
+
+
+@main.command("weights")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--alpha", type=float, default=None, help="Histogram smoothing (default: the fit's).")
+@click.option("--bins", type=int, default=None, help="Histogram bins per latent dimension (default: the fit's).")
+@click.option("--combine", type=click.Choice(["geometric", "product", "max"]), default=None, help="How per-dimension densities combine (default: the fit's).")
+@click.option("--cap", type=float, default=None, help="Largest weight, as a multiple of the mean weight (default: the fit's).")
+@click.option("--no-cap", is_flag=True, help="Drop the cap the fit used.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Output CSV (default: RUN/weights-alpha{A}-bins{B}-{combine}.csv).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file (the fit's weights.csv only when --out names it).")
+@_user_errors
+def weights_command(run, alpha, bins, combine, cap, no_cap, out, overwrite):
+    """Recompute weights from RUN's saved latents with other settings, without retraining."""
+    from debias.reweight import reweight_run
+
+    result = reweight_run(run, alpha=alpha, bins=bins, combine=combine, cap=cap, no_cap=no_cap, out=out, overwrite=overwrite)
+    click.echo(format_reweight(result))
+
+
+def format_reweight(result: dict) -> str:
+    """What `debias weights` prints: the new file, its settings, ESS and max/min ratio beside the fit's."""
+    s, new, old = result["settings"], result["stats"], result["fit_stats"]
+    cap = "none" if s["cap"] is None else f"{s['cap']:g}"
+    return "\n".join([
+        f"Wrote {result['path']} ({result['rows']} rows): alpha {s['alpha']:g}, bins {s['bins']}, combine {s['combine']}, cap {cap}",
+        f"{'':<12}{'ESS of N':>10}{'max/min':>10}",
+        f"{'new':<12}{new['ess']:>10.3f}{new['max_min_ratio']:>10.1f}",
+        f"{'fit':<12}{old['ess']:>10.3f}{old['max_min_ratio']:>10.1f}",
+    ])
 
 
 if __name__ == "__main__":

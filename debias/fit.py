@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from debias import __version__, io
 from debias.data import Dataset, ImageSplit, load_dataset
@@ -55,6 +56,8 @@ class FitConfig:
     device: str = "auto"
     amp: bool = True
     train_baseline: bool = True
+    # "all", "positives" or None (the dataset's own choice): which samples the VAE terms train on.
+    vae_on: str | None = None
     eval_batch_size: int = 512
 
     def to_dict(self) -> dict:
@@ -90,6 +93,8 @@ def check_config(config: FitConfig) -> None:
         problems.append(f"--beta must be >= 0, got {config.beta}")
     if config.image_size < 16 or config.image_size % 16:
         problems.append(f"--image-size must be a multiple of 16 and at least 16, got {config.image_size}")
+    if config.vae_on not in (None, "all", "positives"):
+        problems.append(f"--vae-on must be all or positives, got {config.vae_on!r}")
     if config.learning_rate <= 0:
         problems.append(f"--lr must be > 0, got {config.learning_rate}")
     try:
@@ -206,14 +211,24 @@ class _Trainer:
 
 def run_fit(config: FitConfig, out: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> dict:
     """Train the uniform baseline and the DB-VAE, write the run directory, return the results."""
-    from tqdm.auto import tqdm
-
     check_config(config)
     device = resolve_device(config.device)
     run_dir = prepare_run_dir(out, config.data, overwrite)
+    try:
+        return _fit_into(run_dir, config, device, progress)
+    except BaseException:
+        # A fit that failed before writing anything leaves no empty run folder behind.
+        if run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()
+        raise
+
+
+def _fit_into(run_dir: Path, config: FitConfig, device: torch.device, progress: bool) -> dict:
     started = time.perf_counter()
     dataset = load_dataset(config.data, image_size=config.image_size, **config.data_options)
     _check_dataset(dataset)
+    if config.vae_on is not None:
+        dataset.vae_on_all = config.vae_on == "all"
     if dataset.train.image_size != config.image_size:
         raise UserError(f"dataset images are {dataset.train.image_size}px but --image-size is {config.image_size}")
 
