@@ -1,0 +1,161 @@
+"""`debias weights RUN`: new weights from a run's saved latents, without retraining.
+
+A run folder keeps the latent means of its training set under the final model (`latents.npy`,
+rows in the order of `weights.csv`). The weights are a cheap function of those latents, so other
+smoothing (alpha), bin counts, combinations or caps can be tried in seconds; training with the
+new file is then up to the user's pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from debias import io
+from debias.errors import UserError
+from debias.weighting import WeightingSettings, training_weights, validate, weight_summary
+from debias.weights import read_weights_frame, write_weights
+
+# Files of the run-directory contract that a new weights file must never replace.
+PROTECTED_RUN_FILES = frozenset(
+    {"config.json", "latents.npy", "checkpoint.pt", "history.csv", "predictions_test.csv", "predictions_valid.csv"}
+)
+
+
+def default_output_name(settings: WeightingSettings) -> str:
+    """weights-alpha{A}-bins{B}-{combine}[-cap{C}].csv, e.g. weights-alpha0.01-bins10-geometric.csv."""
+    name = f"weights-alpha{settings.alpha:g}-bins{settings.bins}-{settings.combine}"
+    if settings.cap is not None:
+        name += f"-cap{settings.cap:g}"
+    return name + ".csv"
+
+
+def settings_path(weights_path: Path) -> Path:
+    """Where the resolved settings of a recomputed weights file are written: beside it, as .json."""
+    return weights_path.with_suffix(".json")
+
+
+def _read_config(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); the run folder is damaged") from None
+
+
+def _fit_settings(config: dict, path: Path) -> tuple[WeightingSettings, bool]:
+    try:
+        vae_on_all = config["dataset"]["vae_on_all"]
+    except (KeyError, TypeError):
+        raise UserError(f"{path} has no dataset.vae_on_all; it was not written by `debias fit`") from None
+    if not isinstance(vae_on_all, bool):
+        raise UserError(f"{path}: dataset.vae_on_all must be true or false, got {vae_on_all!r}")
+    saved = (config.get("settings") or {}).get("weighting") or {}
+    known = set(WeightingSettings.__dataclass_fields__)
+    return WeightingSettings(**{k: v for k, v in saved.items() if k in known}), vae_on_all
+
+
+def _resolve_output(run_dir: Path, out: str | os.PathLike | None, settings: WeightingSettings, overwrite: bool) -> Path:
+    target = Path(out) if out is not None else run_dir / default_output_name(settings)
+    if target.suffix.lower() != ".csv":
+        raise UserError(f"--out {target} must end in .csv")
+    if target.exists() and target.is_dir():
+        raise UserError(f"--out {target} is a folder; name a .csv file")
+    in_run = target.resolve().parent == run_dir.resolve()
+    if in_run and {target.name, settings_path(target).name} & PROTECTED_RUN_FILES:
+        raise UserError(f"--out {target} would replace a file of the run ({', '.join(sorted(PROTECTED_RUN_FILES))}); choose another name")
+    if in_run and target.name == "weights.csv" and (out is None or not overwrite):
+        raise UserError(f"refusing to replace the fit's {target}; pass --out naming it and --overwrite to do so")
+    if target.exists() and not overwrite:
+        raise UserError(f"{target} already exists; pass --overwrite to replace it or choose another --out")
+    return target
+
+
+def reweight_run(
+    run_dir: str | os.PathLike,
+    alpha: float | None = None,
+    bins: int | None = None,
+    combine: str | None = None,
+    cap: float | None = None,
+    no_cap: bool = False,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Recompute a run's weights from its latents.npy with other settings; write them; return a summary.
+
+        result = reweight_run("runs/x", alpha=0.1, bins=20)
+        print(result["path"], result["stats"]["ess"])      # runs/x/weights-alpha0.1-bins20-geometric.csv
+        SampleWeights.load(result["path"])                  # ready for a pipeline
+
+    Settings left as None are the fit's (config.json's settings.weighting); `no_cap` drops a cap the
+    fit used. Scoring follows dataset.vae_on_all exactly as in the fit (face detection: only faces
+    are scored, non-faces keep weight 1). The output has weights.csv's columns and is written
+    atomically, by default to RUN/weights-alpha{A}-bins{B}-{combine}.csv; the fit's own weights.csv
+    is replaced only when `out` names it and `overwrite` is set. The returned summary is also
+    written beside it (same name, .json), so the file says how it was made. Returns path, settings,
+    stats (weight_summary of the new weights), fit_stats (of the fit's weights.csv) and rows.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"run folder {run_dir} does not exist; `debias fit --out {run_dir}` makes one")
+    needed = [name for name in ("weights.csv", "latents.npy", "config.json") if not (run_dir / name).is_file()]
+    if needed:
+        raise UserError(
+            f"{run_dir} is not a complete run folder: missing {', '.join(needed)}; point at a folder written by `debias fit`"
+        )
+    config_path = run_dir / "config.json"
+    fit_settings, vae_on_all = _fit_settings(_read_config(run_dir), config_path)
+    if cap is not None and no_cap:
+        raise UserError("pass either --cap or --no-cap, not both")
+    overrides = {k: v for k, v in {"alpha": alpha, "bins": bins, "combine": combine, "cap": cap}.items() if v is not None}
+    if no_cap:
+        overrides["cap"] = None
+    settings = replace(fit_settings, **overrides)
+    if isinstance(settings.alpha, float) and not math.isfinite(settings.alpha):
+        raise UserError(f"--alpha must be a finite number >= 0, got {settings.alpha}")
+    try:
+        validate(settings)
+    except ValueError as exc:
+        raise UserError(f"bad weighting setting: {exc}") from None
+
+    frame = read_weights_frame(run_dir / "weights.csv")
+    if "label" not in frame.columns:
+        raise UserError(f"{run_dir / 'weights.csv'} has no `label` column; it was not written by `debias fit`")
+    try:
+        latents = np.load(run_dir / "latents.npy", allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise UserError(f"cannot read {run_dir / 'latents.npy'} ({exc}); the run folder is damaged") from None
+    if latents.ndim != 2 or len(latents) != len(frame):
+        raise UserError(
+            f"{run_dir / 'latents.npy'} has shape {latents.shape} but weights.csv has {len(frame)} rows; "
+            "they must come from the same fit (one latent row per weights.csv row)"
+        )
+    if not np.isfinite(latents).all():
+        raise UserError(f"{run_dir / 'latents.npy'} holds non-finite values; re-run `debias fit`")
+    labels = pd.to_numeric(frame["label"], errors="coerce").to_numpy(dtype=np.float64, copy=True)
+    if not np.isin(labels, (0, 1)).all():
+        raise UserError(f"{run_dir / 'weights.csv'}: the `label` column must hold 0 or 1 in every row")
+    labels = labels.astype(np.int64)
+
+    target = _resolve_output(run_dir, out, settings, overwrite)
+    weights, score = training_weights(torch.from_numpy(latents), torch.from_numpy(labels), settings, vae_on_all)
+    write_weights(target, frame["sample_id"].to_numpy(), weights.numpy(), log_density=(-score).numpy(), labels=labels)
+    result = {
+        "path": str(target),
+        "source_run": str(run_dir),
+        "rows": len(frame),
+        "settings": settings.to_dict(),
+        "vae_on_all": vae_on_all,
+        "stats": weight_summary(weights),
+        "fit_settings": fit_settings.to_dict(),
+        "fit_stats": weight_summary(torch.tensor(frame["weight"].to_numpy(dtype=np.float64))),
+    }
+    io.write_json(settings_path(target), result)
+    return result

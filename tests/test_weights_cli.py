@@ -1,0 +1,161 @@
+"""`debias weights RUN`: new weights from a run folder's latents, end to end through click."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+from debias.cli import main
+from debias.reweight import reweight_run
+from debias.weighting import WeightingSettings, training_weights
+
+N, DIM = 120, 4
+FIT_SETTINGS = WeightingSettings(bins=7, alpha=0.05, combine="geometric")
+
+
+def make_run(folder, vae_on_all=False, settings=FIT_SETTINGS):
+    """A run folder as `debias fit` leaves it, as far as `debias weights` reads it: latents.npy,
+    weights.csv computed from them with `settings`, config.json naming those settings."""
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    latents = rng.normal(size=(N, DIM)).astype(np.float32)
+    latents[:6] += 4.0  # a few rare rows along every dimension
+    labels = np.arange(N) % 2
+    weights, score = training_weights(torch.from_numpy(latents), torch.from_numpy(labels), settings, vae_on_all)
+    ids = [f"img-{i:04d}" for i in range(N)]
+    pd.DataFrame({"sample_id": ids, "weight": weights.numpy(), "log_density": (-score).numpy(), "label": labels}).to_csv(
+        folder / "weights.csv", index=False
+    )
+    np.save(folder / "latents.npy", latents)
+    config = {"settings": {"weighting": settings.to_dict()}, "dataset": {"vae_on_all": vae_on_all, "name": "fake"}}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+@pytest.fixture
+def run(tmp_path):
+    return make_run(tmp_path / "run")
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, ["weights", *map(str, args)])
+
+
+def test_writes_a_new_file_with_mean_one_and_prints_ess(run):
+    before = (run / "weights.csv").read_bytes()
+    result = invoke(run, "--alpha", "0.001", "--bins", "5")
+    assert result.exit_code == 0, result.output
+    out = run / "weights-alpha0.001-bins5-geometric.csv"
+    assert out.is_file() and (run / "weights.csv").read_bytes() == before
+    new = pd.read_csv(out)
+    assert new.columns.tolist() == ["sample_id", "weight", "log_density", "label"]
+    assert new["sample_id"].tolist() == pd.read_csv(run / "weights.csv")["sample_id"].tolist()
+    assert new["weight"].mean() == pytest.approx(1.0) and (new["weight"] > 0).all()
+    assert str(out) in result.output and "ESS" in result.output and "max/min" in result.output
+    ess = (new["weight"].sum() ** 2) / (N * (new["weight"] ** 2).sum())
+    assert f"{ess:.3f}" in result.output
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["settings"]["alpha"] == 0.001 and sidecar["settings"]["bins"] == 5
+    assert not list(run.glob(".*.tmp"))
+
+
+def test_fit_settings_are_the_defaults_and_reproduce_the_fit(run, tmp_path):
+    result = invoke(run)
+    assert result.exit_code == 0, result.output
+    out = run / "weights-alpha0.05-bins7-geometric.csv"  # from config.json, not the library defaults
+    np.testing.assert_allclose(pd.read_csv(out)["weight"], pd.read_csv(run / "weights.csv")["weight"], rtol=1e-12)
+
+
+def test_different_alpha_or_combine_gives_different_weights(run):
+    for args in (["--alpha", "0.001"], ["--alpha", "10"], ["--combine", "product"]):
+        assert invoke(run, *args).exit_code == 0
+    small = pd.read_csv(run / "weights-alpha0.001-bins7-geometric.csv")["weight"]
+    large = pd.read_csv(run / "weights-alpha10-bins7-geometric.csv")["weight"]
+    product = pd.read_csv(run / "weights-alpha0.05-bins7-product.csv")["weight"]
+    fit = pd.read_csv(run / "weights.csv")["weight"]
+    assert not np.allclose(small, large) and not np.allclose(product, fit)
+    # large alpha tends to no debiasing: weights flatter than with small alpha
+    assert large.std() < small.std()
+
+
+def test_face_detection_keeps_negatives_at_one_and_attribute_tasks_weight_all(tmp_path):
+    detection = make_run(tmp_path / "det", vae_on_all=False)
+    attribute = make_run(tmp_path / "attr", vae_on_all=True)
+    for folder in (detection, attribute):
+        assert invoke(folder, "--alpha", "0.001").exit_code == 0
+    det = pd.read_csv(detection / "weights-alpha0.001-bins7-geometric.csv")
+    att = pd.read_csv(attribute / "weights-alpha0.001-bins7-geometric.csv")
+    assert det.loc[det["label"] == 0, "weight"].eq(1.0).all() and det.loc[det["label"] == 1, "weight"].std() > 0
+    assert att.loc[att["label"] == 0, "weight"].std() > 0
+
+
+def test_cap_limits_the_largest_weight(run):
+    assert invoke(run, "--combine", "product", "--alpha", "0.001", "--cap", "2").exit_code == 0
+    capped = pd.read_csv(run / "weights-alpha0.001-bins7-product-cap2.csv")["weight"]
+    assert capped.max() <= 2 * (1 + 1e-6) and capped.mean() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--alpha", "-1"], "alpha must be >= 0"),
+        (["--alpha", "nan"], "--alpha must be a finite number"),
+        (["--bins", "1"], "bins must be >= 2"),
+        (["--cap", "0.5"], "cap must be >= 1"),
+        (["--cap", "2", "--no-cap"], "not both"),
+    ],
+)
+def test_bad_settings_give_one_message_and_write_nothing(run, args, fragment):
+    files = sorted(p.name for p in run.iterdir())
+    result = invoke(run, *args)
+    assert result.exit_code != 0
+    assert fragment in result.output and "Traceback" not in result.output
+    assert result.output.count("Error:") == 1
+    assert sorted(p.name for p in run.iterdir()) == files
+
+
+def test_existing_outputs_and_the_fits_weights_are_protected(run):
+    assert invoke(run, "--alpha", "0.1").exit_code == 0
+    again = invoke(run, "--alpha", "0.1")
+    assert again.exit_code != 0 and "already exists" in again.output and "--overwrite" in again.output
+    assert invoke(run, "--alpha", "0.1", "--overwrite").exit_code == 0
+
+    before = (run / "weights.csv").read_bytes()
+    for args in (["--out", run / "weights.csv"], ["--out", run / "config.csv", "--overwrite"]):
+        result = invoke(run, "--alpha", "0.1", *args)
+        assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+    assert (run / "weights.csv").read_bytes() == before
+
+    result = invoke(run, "--alpha", "0.1", "--out", run / "weights.csv", "--overwrite")
+    assert result.exit_code == 0, result.output
+    assert (run / "weights.csv").read_bytes() != before
+
+
+def test_out_elsewhere(run, tmp_path):
+    target = tmp_path / "elsewhere" / "mine.csv"
+    result = invoke(run, "--bins", "3", "--out", target)
+    assert result.exit_code == 0, result.output
+    assert len(pd.read_csv(target)) == N and target.with_suffix(".json").is_file()
+
+
+def test_broken_run_folders_are_user_errors(tmp_path, run):
+    result = invoke(tmp_path / "missing")
+    assert result.exit_code != 0 and "does not exist" in result.output
+
+    (run / "latents.npy").unlink()
+    result = invoke(run)
+    assert result.exit_code != 0 and "missing latents.npy" in result.output and "Traceback" not in result.output
+
+    np.save(run / "latents.npy", np.zeros((N - 1, DIM), dtype=np.float32))
+    result = invoke(run)
+    assert result.exit_code != 0 and f"has {N} rows" in result.output
+
+
+def test_library_function_returns_the_summary(run):
+    result = reweight_run(run, alpha=0.2, combine="max")
+    assert result["path"].endswith("weights-alpha0.2-bins7-max.csv")
+    assert result["settings"]["bins"] == 7 and result["fit_settings"]["alpha"] == 0.05
+    assert 0 < result["stats"]["ess"] <= 1 and result["stats"]["max_min_ratio"] >= 1
