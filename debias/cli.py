@@ -135,5 +135,22 @@ def format_reweight(result: dict) -> str:
     ])
 
 
+@main.command("report")
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option("--out", type=click.Path(), default=None, help="Report file (default: RUN/report.html); its .json lands beside it.")
+@click.option("--n-boot", type=click.IntRange(min=100), default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@_user_errors
+def report_command(run, out, n_boot, seed):
+    """Write report.html (one self-contained file) and report.json for RUN, without retraining."""
+    import json
+
+    from debias.report import write_report
+
+    path = write_report(run, out=out, n_boot=n_boot, seed=seed)
+    summary = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["summary"]
+    click.echo(f"{summary}\n\nReport: {path}\nNumbers: {path.with_suffix('.json')}")
+
+
 if __name__ == "__main__":
     main()

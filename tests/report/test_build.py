@@ -1,0 +1,136 @@
+"""report.json's contract, the HTML's safety (escaping, nothing external), and `debias report`."""
+
+import json
+import re
+
+import pytest
+from click.testing import CliRunner
+from conftest import DBVAE, GROUPS, LABELS, UNIFORM, make_run, predictions_table
+
+from debias.cli import main
+from debias.errors import UserError
+from debias.report import write_report
+from debias.report.build import headline, report_paths
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+@pytest.fixture(scope="module")
+def hand_report(tmp_path_factory):
+    """Four named models plus an unknown one, on the hand-made table; group B is named with a <script> tag."""
+    groups = [g if g == "A" else SCRIPT for g in GROUPS]
+    models = {"uniform": UNIFORM, "dbvae": DBVAE, "sampler": UNIFORM, "oracle": DBVAE, "mystery": LABELS}
+    run = make_run(tmp_path_factory.mktemp("hand") / "run", predictions_table(models, LABELS, groups), ["g"])
+    path = write_report(run, n_boot=200)
+    return path, json.loads(path.with_suffix(".json").read_text()), path.read_text()
+
+
+def test_json_has_the_contract_keys_for_every_model(hand_report):
+    _, report, _ = hand_report
+    assert list(report["models"]) == ["uniform", "sampler", "dbvae", "oracle", "mystery"]
+    for name, model in report["models"].items():
+        assert {"accuracy", "worst_group_accuracy", "worst_group", "groups", "accuracy_gap", "parity"} <= set(model), name
+        for row in model["groups"].values():
+            assert {"count", "accuracy", "accuracy_ci", "true_positive_rate", "false_positive_rate", "selection_rate"} <= set(row)
+            assert len(row["accuracy_ci"]) == 2
+    assert report["settings"]["data"] == "hand-made"
+    assert report["models"]["uniform"]["accuracy"] == pytest.approx(0.7)
+    assert report["models"]["dbvae"]["worst_group_accuracy"] == pytest.approx(0.5)
+    assert report["models"]["oracle"]["uses_group_labels"] is True
+    assert report["models"]["uniform"]["uses_group_labels"] is False
+    assert report["models"]["mystery"]["label"] == "mystery"
+
+
+def test_json_is_strict_json(hand_report):
+    path, _, _ = hand_report
+    json.loads(path.with_suffix(".json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
+
+
+def test_summary_states_the_answer_with_numbers(hand_report):
+    _, report, html = hand_report
+    assert report["summary"].startswith("DB-VAE raised worst-group accuracy from 33.3%")
+    assert "to 50.0%" in report["summary"] and "while raising overall accuracy by 10.0 points (70.0% → 80.0%)" in report["summary"]
+    assert "Group-balanced oracle (uses group labels)" in html
+
+
+def test_group_names_are_escaped_and_the_page_has_no_script(hand_report):
+    _, _, html = hand_report
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script" not in html.lower()
+
+
+def test_html_names_no_external_url(hand_report):
+    _, _, html = hand_report
+    assert not re.search(r"https?:|//[a-z0-9.-]+\.[a-z]{2,}/|@import|url\(", html, re.I)
+    for src in re.findall(r'src="([^"]*)"', html):
+        assert src.startswith("data:image/png;base64,")
+    for href in re.findall(r'href="([^"]*)"', html):
+        assert href.startswith("#")
+
+
+def test_headline_wording_for_cost_and_no_change():
+    def model(acc, worst, group):
+        return {"label": "x", "accuracy": acc, "worst_group_accuracy": worst, "worst_group": group}
+
+    text, html = headline({"uniform": model(0.95, 0.62, "g=dark"), "dbvae": model(0.93, 0.815, "g=dark")})
+    assert text == ("DB-VAE raised worst-group accuracy from 62.0% to 81.5% (group g=dark) "
+                    "at a cost of 2.0 points of overall accuracy (95.0% → 93.0%).")
+    assert "<strong>81.5%</strong>" in html
+    text, _ = headline({"uniform": model(0.9, 0.6, "g=a"), "dbvae": model(0.9, 0.6, "g=a")})
+    assert text == "DB-VAE left worst-group accuracy unchanged at 60.0% (group g=a) with overall accuracy unchanged at 90.0%."
+    _, html = headline({"uniform": model(0.9, 0.6, "<b>"), "dbvae": model(0.8, 0.5, "<b>")})
+    assert "&lt;b&gt;" in html and "<b>" not in html
+
+
+def test_real_run_report_has_every_section(tiny_run, tiny_report):
+    report = json.loads(tiny_report.with_suffix(".json").read_text())
+    html = tiny_report.read_text()
+    assert tiny_report == tiny_run / "report.html"
+    fit = json.loads((tiny_run / "config.json").read_text())["results"]["test"]
+    for name in ("uniform", "dbvae"):
+        assert report["models"][name]["accuracy"] == pytest.approx(fit[name]["accuracy"])
+        assert report["models"][name]["worst_group_accuracy"] == pytest.approx(fit[name]["worst_group_accuracy"])
+    weights = report["training_weights"]["groups"]
+    assert set(weights) >= {"subgroup=common|label=1", "subgroup=nonface|label=0"}
+    assert sum(r["count"] for r in weights.values()) == report["dataset"]["sizes"]["train"]
+    assert report["notes"] == []
+    for section in ('id="summary"', 'id="groups"', 'id="weights"', 'id="curves"', 'id="latent"', "most upweighted",
+                    "least upweighted", "Reconstructions", "Latent traversals"):
+        assert section in html, section
+    assert html.count("data:image/png;base64,") >= 3 + 2 * 16 + 6
+
+
+def test_out_names_the_file_and_its_json(tmp_path):
+    assert report_paths("runs/r", None) == (report_paths("runs/r", None)[0], report_paths("runs/r", None)[0].with_suffix(".json"))
+    html, js = report_paths("runs/r", tmp_path / "elsewhere" / "mine.html")
+    assert (html.name, js.name) == ("mine.html", "mine.json")
+    html, js = report_paths("runs/r", tmp_path)
+    assert (html, js) == (tmp_path / "report.html", tmp_path / "report.json")
+
+
+def test_cli_report_writes_where_asked(hand_report, tmp_path):
+    path, _, _ = hand_report
+    out = tmp_path / "shared" / "hand.html"
+    result = CliRunner().invoke(main, ["report", str(path.parent), "--out", str(out), "--n-boot", "100"])
+    assert result.exit_code == 0, result.output
+    assert out.is_file() and out.with_suffix(".json").is_file()
+    assert "DB-VAE raised worst-group accuracy" in result.output
+
+
+def test_cli_report_on_a_missing_folder_is_one_clear_message(tmp_path):
+    result = CliRunner().invoke(main, ["report", str(tmp_path / "nope")])
+    assert result.exit_code != 0
+    assert "does not exist" in result.output and "Traceback" not in result.output
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="config.json"):
+        write_report(tmp_path / "empty")
+
+
+def test_a_dataset_that_cannot_be_reloaded_costs_sections_not_the_report(tmp_path):
+    run = make_run(tmp_path / "run", predictions_table({"uniform": UNIFORM, "dbvae": DBVAE}, LABELS, GROUPS), ["g"])
+    (run / "weights.csv").write_text("sample_id,weight,log_density,label\ns0,1.0,0.0,1\n")
+    path = write_report(run, n_boot=100)
+    report = json.loads(path.with_suffix(".json").read_text())
+    assert report["training_weights"] is None
+    assert any("could not be reloaded" in note for note in report["notes"])
+    assert "could not be reloaded" in path.read_text()
