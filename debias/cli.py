@@ -58,13 +58,15 @@ def main(debug: bool) -> None:
 @click.option("--image-size", type=int, default=64, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--no-baseline", is_flag=True, help="Skip the uniform baseline.")
+@click.option("--models", default="uniform,dbvae,sampler,oracle", show_default=True,
+              help="Models to train (dbvae always): uniform baseline, sampler (a plain loop over weights.csv), oracle (balances true groups).")
+@click.option("--report", "write_report_too", is_flag=True, help="Write report.html and report.json into the run folder at the end.")
 @click.option("--out", type=click.Path(), default=None, help="Run folder (default: a new folder under runs/).")
 @click.option("--overwrite", is_flag=True, help="Allow writing into an existing, non-empty run folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def fit(data, root, target, groups, limit, cache_dir, workers, vae_on, epochs, batch_size, learning_rate, latent_dim, beta, alpha, bins, combine,
-        cap, image_size, seed, device, no_baseline, out, overwrite, quiet):
+        cap, image_size, seed, device, models, write_report_too, out, overwrite, quiet):
     """Train the DB-VAE with adaptive resampling and a uniform baseline; write weights.csv and predictions."""
     from debias.fit import FitConfig, run_fit
     from debias.weighting import WeightingSettings
@@ -77,12 +79,16 @@ def fit(data, root, target, groups, limit, cache_dir, workers, vae_on, epochs, b
         data_options["progress"] = False
     config = FitConfig(
         data=data, data_options=data_options, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        latent_dim=latent_dim, beta=beta, image_size=image_size, seed=seed, device=device, train_baseline=not no_baseline,
+        latent_dim=latent_dim, beta=beta, image_size=image_size, seed=seed, device=device, models=tuple(m.strip() for m in models.split(",") if m.strip()),
         vae_on=vae_on,
         weighting=WeightingSettings(bins=bins, alpha=alpha, combine=combine, cap=cap),
     )
     result = run_fit(config, out=out, overwrite=overwrite, progress=not quiet)
     click.echo(format_summary(result))
+    if write_report_too:
+        from debias.report import write_report
+
+        click.echo(f"Report: {write_report(result['run_dir'])}")
 
 
 def format_summary(result: dict) -> str:

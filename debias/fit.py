@@ -29,11 +29,12 @@ from debias.errors import UserError
 from debias.models import DBVAE, DBVAELoss, Classifier, classifier_loss
 from debias.report.metrics import accuracy_by_group, group_labels
 from debias.sampling import epoch_generator, uniform_indices, weighted_indices
-from debias.train import encode_all, predict_proba, train_one_epoch
+from debias.train import UInt8ImageDataset, encode_all, iterate_batches, predict_proba, train_one_epoch
+from debias.weights import SampleWeights
 from debias.weighting import WeightingSettings, training_weights, validate, weight_summary
 
 RUN_FORMAT_VERSION = 1
-MODELS = ("uniform", "dbvae")
+MODELS = ("uniform", "dbvae", "sampler", "oracle")
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class FitConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True
-    train_baseline: bool = True
+    # Models trained besides the DB-VAE (always trained): see _Trainer for what each one is.
+    models: tuple[str, ...] = MODELS
     # "all", "positives" or None (the dataset's own choice): which samples the VAE terms train on.
     vae_on: str | None = None
     eval_batch_size: int = 512
@@ -95,6 +97,9 @@ def check_config(config: FitConfig) -> None:
         problems.append(f"--image-size must be a multiple of 16 and at least 16, got {config.image_size}")
     if config.vae_on not in (None, "all", "positives"):
         problems.append(f"--vae-on must be all or positives, got {config.vae_on!r}")
+    unknown = [m for m in config.models if m not in MODELS]
+    if unknown:
+        problems.append(f"unknown model {', '.join(unknown)}; --models takes a comma-separated subset of {', '.join(MODELS)}")
     if config.learning_rate <= 0:
         problems.append(f"--lr must be > 0, got {config.learning_rate}")
     try:
@@ -154,10 +159,27 @@ def _predictions_frame(split: ImageSplit, probs: dict[str, np.ndarray]) -> pd.Da
     return pd.concat(frames, ignore_index=True)
 
 
-class _Trainer:
-    """Trains one model of the run (uniform baseline or DB-VAE) epoch by epoch."""
+def group_balanced_weights(split: ImageSplit, group_columns: list[str]) -> torch.Tensor:
+    """The oracle's weights: every group (group attributes x label) gets the same total weight, mean 1."""
+    groups = group_labels(split.attributes, group_columns, split.labels)
+    counts = groups.map(groups.value_counts())
+    w = torch.tensor((1.0 / counts).to_numpy(), dtype=torch.float64)
+    return w * (len(w) / w.sum())
 
-    def __init__(self, name: str, dataset: Dataset, config: FitConfig, device: torch.device, progress: bool):
+
+class _Trainer:
+    """Trains one model of the run epoch by epoch; the model's name decides how rows are drawn.
+
+    uniform  every training row once per epoch, in random order
+    dbvae    the DB-VAE, rows drawn by weights recomputed from its latents at every epoch start
+    sampler  a plain classifier trained by an ordinary DataLoader loop with torch's
+             WeightedRandomSampler over the exported weights.csv (proves the file helps a
+             pipeline that is not ours)
+    oracle   a plain classifier drawing rows so that every true group has equal mass (uses the
+             group labels, which debias itself never does)
+    """
+
+    def __init__(self, name: str, dataset: Dataset, config: FitConfig, device: torch.device):
         self.name, self.dataset, self.config, self.device = name, dataset, config, device
         self.amp = config.amp and device.type == "cuda"
         torch.manual_seed(config.seed)
@@ -171,33 +193,45 @@ class _Trainer:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self.weights: torch.Tensor | None = None
         self.log_density: torch.Tensor | None = None
-        self.progress = progress
+        self.latents: torch.Tensor | None = None
+        self.weights_file: Path | None = None
+        if name == "oracle":
+            self.weights = group_balanced_weights(dataset.train, dataset.group_columns)
 
     def refresh_weights(self) -> dict[str, float]:
-        """Weights from the latents of the current model on the whole training split."""
+        """DB-VAE weights from the latents of the current model on the whole training split."""
         train = self.dataset.train
-        mu = encode_all(self.model, train.images, self.config.eval_batch_size, self.device, self.amp)
+        self.latents = encode_all(self.model, train.images, self.config.eval_batch_size, self.device, self.amp)
         labels = torch.tensor(train.labels)
-        self.weights, score = training_weights(mu, labels, self.config.weighting, self.dataset.vae_on_all)
+        self.weights, score = training_weights(self.latents, labels, self.config.weighting, self.dataset.vae_on_all)
         self.log_density = -score
-        self.latents = mu
         return weight_summary(self.weights)
+
+    def _batches(self, epoch: int, row: dict):
+        train, config = self.dataset.train, self.config
+        if self.name == "sampler":
+            sampler = SampleWeights.load(self.weights_file).to_sampler(train.sample_ids, seed=config.seed * 1000 + epoch)
+            return torch.utils.data.DataLoader(
+                UInt8ImageDataset(train.images, train.labels), batch_size=config.batch_size, sampler=sampler,
+                pin_memory=self.device.type == "cuda",
+            )
+        generator = epoch_generator(config.seed, epoch, stream=MODELS.index(self.name))
+        if self.name == "uniform":
+            indices = uniform_indices(len(train), generator)
+        else:
+            if self.name == "dbvae":
+                row.update(self.refresh_weights())
+            else:
+                row.update(weight_summary(self.weights))
+            indices = weighted_indices(self.weights, len(train), generator)
+        return iterate_batches(train.images, train.labels, indices.numpy(), config.batch_size, self.device)
 
     def run_epoch(self, epoch: int, bar) -> dict:
         """Draw this epoch's rows, train on them, and return the history row."""
-        n = len(self.dataset.train)
-        generator = epoch_generator(self.config.seed, epoch, stream=MODELS.index(self.name))
         row: dict = {"model": self.name, "epoch": epoch}
         start = time.perf_counter()
-        if self.name == "dbvae":
-            row.update(self.refresh_weights())
-            indices = weighted_indices(self.weights, n, generator).numpy()
-        else:
-            indices = uniform_indices(n, generator).numpy()
-        terms = train_one_epoch(
-            self.model, self.criterion, self.optimizer, self.dataset.train.images, self.dataset.train.labels,
-            indices, self.config.batch_size, self.device, self.amp, bar,
-        )
+        batches = self._batches(epoch, row)
+        terms = train_one_epoch(self.model, self.criterion, self.optimizer, batches, self.device, self.amp, bar)
         if not np.isfinite(terms["total"]):
             raise UserError(
                 f"the {self.name} loss became {terms['total']} in epoch {epoch}; lower --lr or --beta and try again"
@@ -207,6 +241,17 @@ class _Trainer:
         row.update(valid_accuracy=valid["accuracy"], valid_worst_group_accuracy=valid["worst_group_accuracy"])
         row["seconds"] = time.perf_counter() - start
         return row
+
+    def train(self, progress: bool) -> list[dict]:
+        """All epochs, with one progress bar; returns the history rows."""
+        steps = self.config.epochs * -(-len(self.dataset.train) // self.config.batch_size)
+        rows = []
+        with tqdm(total=steps, desc=f"{self.name:>7}", unit="batch", disable=not progress) as bar:
+            for epoch in range(1, self.config.epochs + 1):
+                rows.append(self.run_epoch(epoch, bar))
+                bar.set_postfix(epoch=epoch, valid_acc=f"{rows[-1]['valid_accuracy']:.3f}",
+                                worst=f"{rows[-1]['valid_worst_group_accuracy']:.3f}")
+        return rows
 
 
 def run_fit(config: FitConfig, out: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> dict:
@@ -232,16 +277,12 @@ def _fit_into(run_dir: Path, config: FitConfig, device: torch.device, progress: 
     if dataset.train.image_size != config.image_size:
         raise UserError(f"dataset images are {dataset.train.image_size}px but --image-size is {config.image_size}")
 
-    names = [m for m in MODELS if m != "uniform" or config.train_baseline]
-    trainers = {name: _Trainer(name, dataset, config, device, progress) for name in names}
-    steps_per_epoch = -(-len(dataset.train) // config.batch_size)
+    names = [m for m in MODELS if m in config.models and (m != "oracle" or dataset.group_columns)]
+    trainers = {name: _Trainer(name, dataset, config, device) for name in names}
     history: list[dict] = []
-    for name, trainer in trainers.items():
-        with tqdm(total=config.epochs * steps_per_epoch, desc=f"{name:>7}", unit="batch", disable=not progress, leave=True) as bar:
-            for epoch in range(1, config.epochs + 1):
-                row = trainer.run_epoch(epoch, bar)
-                history.append(row)
-                bar.set_postfix(epoch=epoch, valid_acc=f"{row['valid_accuracy']:.3f}", worst=f"{row['valid_worst_group_accuracy']:.3f}")
+    for name in ("uniform", "dbvae"):
+        if name in trainers:
+            history += trainers[name].train(progress)
 
     dbvae = trainers["dbvae"]
     final_stats = dbvae.refresh_weights()  # the weights shipped are those of the final model
@@ -256,6 +297,10 @@ def _fit_into(run_dir: Path, config: FitConfig, device: torch.device, progress: 
         }),
     )
     io.write_npy(run_dir / "latents.npy", dbvae.latents.cpu().numpy().astype(np.float32))
+    for name in ("sampler", "oracle"):
+        if name in trainers:
+            trainers[name].weights_file = run_dir / "weights.csv"
+            history += trainers[name].train(progress)
 
     results: dict = {}
     for split_name in ("valid", "test"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import defaultdict
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -54,19 +54,22 @@ def train_one_epoch(
     model: nn.Module,
     criterion: Criterion,
     optimizer: torch.optim.Optimizer,
-    images: np.ndarray,
-    labels: np.ndarray,
-    indices: np.ndarray,
-    batch_size: int,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     device: torch.device,
     amp: bool = False,
     progress: tqdm | None = None,
 ) -> dict[str, float]:
-    """One pass over `indices` (the rows drawn for this epoch); returns the mean of each loss term."""
+    """One pass over `batches` of (uint8 images [B, H, W, 3], labels [B]); returns the mean of each loss term.
+
+    `batches` is `iterate_batches(...)` over the rows drawn for this epoch, or any DataLoader that
+    yields the same pairs (the `sampler` model of a fit trains from a plain DataLoader with a
+    WeightedRandomSampler, as a user's own pipeline would).
+    """
     model.train()
     sums: dict[str, float] = defaultdict(float)
     seen = 0
-    for x_uint8, y in iterate_batches(images, labels, indices, batch_size, device):
+    for x_uint8, y in batches:
+        x_uint8, y = x_uint8.to(device, non_blocking=True), y.to(device, non_blocking=True)
         x = to_model_input(x_uint8)
         with autocast(device, amp):
             outputs = model(x)
@@ -83,6 +86,19 @@ def train_one_epoch(
             progress.update(1)
             progress.set_postfix(loss=f"{float(terms['total'].detach()):.3f}", refresh=False)
     return {name: total / max(seen, 1) for name, total in sums.items()}
+
+
+class UInt8ImageDataset(torch.utils.data.Dataset):
+    """(uint8 image [H, W, 3], label) pairs over arrays, for DataLoader-based loops; no copy is made."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray):
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return torch.from_numpy(np.array(self.images[i])), torch.tensor(int(self.labels[i]))
 
 
 @contextlib.contextmanager

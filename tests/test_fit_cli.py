@@ -49,11 +49,11 @@ def test_weights_have_one_row_per_training_sample_finite_positive_mean_one(run_d
 def test_predictions_cover_both_models_on_the_test_split_with_attributes(run_dir):
     config = json.loads((run_dir / "config.json").read_text())
     preds = pd.read_csv(run_dir / "predictions_test.csv")
-    assert set(preds["model"]) == {"uniform", "dbvae"}
+    assert set(preds["model"]) == {"uniform", "dbvae", "sampler", "oracle"}
     assert (preds.groupby("model").size() == config["dataset"]["sizes"]["test"]).all()
     assert {"sample_id", "label", "prob", "pred", "attr_subgroup"} <= set(preds.columns)
     assert preds["prob"].between(0, 1).all()
-    for model in ("uniform", "dbvae"):
+    for model in ("uniform", "dbvae", "sampler", "oracle"):
         result = config["results"]["test"][model]
         rows = preds[preds["model"] == model]
         assert result["accuracy"] == pytest.approx((rows["pred"] == rows["label"]).mean())
@@ -62,20 +62,30 @@ def test_predictions_cover_both_models_on_the_test_split_with_attributes(run_dir
 
 def test_history_and_config(run_dir):
     history = pd.read_csv(run_dir / "history.csv")
-    assert len(history) == 4  # 2 models x 2 epochs
+    assert len(history) == 8  # 4 models x 2 epochs
     dbvae = history[history["model"] == "dbvae"]
     assert dbvae["ess"].between(0, 1).all() and (dbvae["max_min_ratio"] >= 1).all()
+    # the oracle's weights give every true group the same mass, so they are far from uniform
+    oracle = history[history["model"] == "oracle"]
+    assert (oracle["ess"] < 0.9).all()
     config = json.loads((run_dir / "config.json").read_text())
     assert config["settings"]["epochs"] == 2 and config["settings"]["weighting"]["combine"] == "geometric"
 
 
 def test_checkpoint_loads_with_weights_only(run_dir):
     ckpt = torch.load(run_dir / "checkpoint.pt", weights_only=True)
-    assert set(ckpt["models"]) == {"uniform", "dbvae"}
+    assert set(ckpt["models"]) == {"uniform", "dbvae", "sampler", "oracle"}
     from debias.models import DBVAE
 
     model = DBVAE(latent_dim=8, image_size=32)
     model.load_state_dict(ckpt["models"]["dbvae"])
+
+
+def test_models_can_be_skipped_for_speed(tmp_path):
+    out = tmp_path / "r"
+    result = CliRunner().invoke(main, ["fit", *SYNTH, *TINY, "--models", "dbvae", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert set(pd.read_csv(out / "predictions_test.csv")["model"]) == {"dbvae"}
 
 
 def test_refuses_existing_output_folder_without_overwrite(run_dir):
@@ -87,7 +97,8 @@ def test_refuses_existing_output_folder_without_overwrite(run_dir):
 
 def test_bad_option_values_give_one_message(tmp_path):
     for args, needle in [(["--alpha", "-1"], "alpha"), (["--bins", "1"], "bins"), (["--epochs", "0"], "epochs"),
-                         (["--device", "tpu"], "device"), (["--image-size", "40"], "image-size")]:
+                         (["--device", "tpu"], "device"), (["--image-size", "40"], "image-size"),
+                         (["--models", "uniform,bogus"], "bogus")]:
         result = CliRunner().invoke(main, ["fit", *SYNTH, *TINY, *args, "--out", str(tmp_path / needle)])
         assert result.exit_code != 0, args
         assert needle in result.output and "Traceback" not in result.output

@@ -57,9 +57,10 @@ def test_train_one_epoch_reduces_loss_and_reports_terms():
     model = _model()
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     loss = DBVAELoss(beta=0.01, vae_on_all=True)
-    first = train_one_epoch(model, loss, opt, images, labels, np.arange(64), 16, torch.device("cpu"))
+    cpu = torch.device("cpu")
+    first = train_one_epoch(model, loss, opt, iterate_batches(images, labels, np.arange(64), 16, cpu), cpu)
     for _ in range(15):
-        last = train_one_epoch(model, loss, opt, images, labels, np.arange(64), 16, torch.device("cpu"))
+        last = train_one_epoch(model, loss, opt, iterate_batches(images, labels, np.arange(64), 16, cpu), cpu)
     assert {"total", "classification", "reconstruction", "kl", "accuracy"} <= set(first)
     assert last["total"] < first["total"]
 
