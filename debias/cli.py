@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import functools
 import sys
+from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from debias.errors import UserError
 
 
 def _user_errors(func):
-    """Turn UserError (and bad values) into one clear message and exit code 2, unless --debug."""
+    """Turn UserError into one clear message and exit code 1, and Ctrl-C into one line and exit code 130.
+
+    With `debias --debug ...` both propagate with their traceback instead.
+    """
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -22,8 +27,11 @@ def _user_errors(func):
             if debug:
                 raise
             raise click.ClickException(str(exc)) from None
-        except KeyboardInterrupt:
-            click.echo("\nInterrupted.", err=True)
+        except KeyboardInterrupt as exc:
+            if debug:
+                raise
+            detail = str(exc)
+            click.echo("\nInterrupted." + (f" {detail}" if detail else ""), err=True)
             sys.exit(130)
 
     return wrapper
@@ -63,12 +71,18 @@ def main(debug: bool) -> None:
 @click.option("--report", "write_report_too", is_flag=True, help="Write report.html and report.json into the run folder at the end.")
 @click.option("--out", type=click.Path(), default=None, help="Run folder (default: a new folder under runs/).")
 @click.option("--overwrite", is_flag=True, help="Allow writing into an existing, non-empty run folder.")
+@click.option("--resume", type=click.Path(), default=None, metavar="RUN",
+              help="Continue the interrupted fit in run folder RUN from its last checkpoint, with its saved settings.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def fit(data, root, target, groups, limit, cache_dir, workers, vae_on, epochs, batch_size, learning_rate, latent_dim, beta, alpha, bins, combine,
-        cap, image_size, seed, device, models, write_report_too, out, overwrite, quiet):
-    """Train the DB-VAE with adaptive resampling and a uniform baseline; write weights.csv and predictions."""
-    from debias.fit import FitConfig, run_fit
+        cap, image_size, seed, device, models, write_report_too, out, overwrite, resume, quiet):
+    """Train the DB-VAE with adaptive resampling and a uniform baseline; write weights.csv and predictions.
+
+    A checkpoint is written after every epoch; after Ctrl-C or a crash, `debias fit --resume RUN`
+    continues where it stopped.
+    """
+    from debias.fit import FitConfig, resume_fit, run_fit
     from debias.weighting import WeightingSettings
 
     data_options = {
@@ -83,7 +97,18 @@ def fit(data, root, target, groups, limit, cache_dir, workers, vae_on, epochs, b
         vae_on=vae_on,
         weighting=WeightingSettings(bins=bins, alpha=alpha, combine=combine, cap=cap),
     )
-    result = run_fit(config, out=out, overwrite=overwrite, progress=not quiet)
+    if resume is None:
+        result = run_fit(config, out=out, overwrite=overwrite, progress=not quiet)
+    else:
+        if out is not None and Path(out).resolve() != Path(resume).resolve():
+            raise UserError(f"--resume continues in its own run folder ({resume}); drop --out {out}")
+        if overwrite:
+            raise UserError("--overwrite cannot be combined with --resume, which continues the run in its folder")
+        ctx = click.get_current_context()
+        explicit = {name for name in ctx.params if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
+        result = resume_fit(resume, config, explicit - {"resume", "out", "overwrite"}, progress=not quiet)
+        if result.get("already_complete"):
+            click.echo(f"{resume} holds a finished fit; nothing was left to resume.")
     click.echo(format_summary(result))
     if write_report_too:
         from debias.report import write_report

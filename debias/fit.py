@@ -3,19 +3,32 @@
 The run directory (the contract other tools rely on):
   weights.csv            sample_id, weight (mean 1), log_density, label -- one row per training sample
   config.json            resolved settings, dataset description, per-epoch weight stats, results
-  checkpoint.pt          state dicts of both models (loads with torch.load(weights_only=True))
+  checkpoint.pt          state dicts of every model (loads with torch.load(weights_only=True))
   latents.npy            final latent means of the training set (float32 [N, k]), for re-weighting
   predictions_test.csv   test-split predictions of every model, with ids and ground-truth attributes
   predictions_valid.csv  the same on the validation split
   history.csv            one row per model and epoch: losses, accuracies, weight statistics
+
+Fits are resumable. config.json is written with "status": "running" once the dataset is loaded,
+and checkpoint.pt after every epoch of every model (see `checkpoint_state` for its keys);
+config.json gets its results, and "status": "complete", last of all. `resume_fit` (`debias fit
+--resume RUN`) continues from the checkpoint with the saved settings and ends with the same files
+an uninterrupted fit writes: the global torch RNG state is saved with each checkpoint and every
+epoch's draw is seeded by (seed, epoch, model), so on the same device the resumed fit repeats the
+uninterrupted one exactly.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
+import json
+import math
 import platform
+import re
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,16 +38,23 @@ from tqdm.auto import tqdm
 
 from debias import __version__, io
 from debias.data import Dataset, ImageSplit, load_dataset
+from debias.data.columns import parse_names
 from debias.errors import UserError
 from debias.models import DBVAE, DBVAELoss, Classifier, classifier_loss
 from debias.report.metrics import accuracy_by_group, group_labels
+from debias.run_dir import RUN_FORMAT_VERSION, check_format_version, read_run_config
 from debias.sampling import epoch_generator, uniform_indices, weighted_indices
 from debias.train import UInt8ImageDataset, encode_all, iterate_batches, predict_proba, train_one_epoch
 from debias.weights import SampleWeights
 from debias.weighting import WeightingSettings, training_weights, validate, weight_summary
 
-RUN_FORMAT_VERSION = 1
 MODELS = ("uniform", "dbvae", "sampler", "oracle")
+CHECKPOINT = "checkpoint.pt"
+CONFIG = "config.json"
+RUN_FILES = (CHECKPOINT, CONFIG, "weights.csv", "latents.npy", "predictions_test.csv", "predictions_valid.csv", "history.csv")
+REPORT_FILES = ("report.html", "report.json")  # written by `debias fit --report` or `debias report`
+# Dataset options that change how data is read, never which data: a resumed fit may use others.
+RUNTIME_DATA_OPTIONS = ("cache_dir", "workers", "progress")
 
 
 @dataclass(frozen=True)
@@ -66,29 +86,59 @@ class FitConfig:
         """Plain nested dict for config.json."""
         d = asdict(self)
         d["weighting"] = self.weighting.to_dict()
+        d["models"] = list(self.models)
         return d
+
+    @classmethod
+    def from_dict(cls, settings: dict) -> FitConfig:
+        """The inverse of to_dict (config.json's "settings"); TypeError/ValueError on keys it does not know."""
+        d = dict(settings)
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown settings {', '.join(unknown)}")
+        if "weighting" in d:
+            d["weighting"] = WeightingSettings(**d["weighting"])
+        if "models" in d:
+            d["models"] = tuple(d["models"])
+        if "data_options" in d:
+            d["data_options"] = dict(d["data_options"])
+        return cls(**d)
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available else cpu; 'cuda' without a GPU is a user error."""
+    """'auto' -> cuda when available else cpu; 'cuda' or 'cuda:N' without that GPU is a user error."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda"):
+    match = re.fullmatch(r"cuda(?::(\d+))?", name)
+    if match:
         if not torch.cuda.is_available():
-            raise UserError("--device cuda was requested but no CUDA GPU is available; use --device cpu or auto")
+            raise UserError(f"--device {name} was requested but no CUDA GPU is available; use --device cpu or auto")
+        index = int(match.group(1) or 0)
+        count = torch.cuda.device_count()
+        if index >= count:
+            raise UserError(f"--device {name}: this machine has {count} CUDA GPU(s), numbered 0 to {count - 1}")
         return torch.device(name)
-    raise UserError(f"unknown device {name!r}; use auto, cpu or cuda")
+    raise UserError(f"unknown device {name!r}; use --device auto, cpu, cuda or cuda:N")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_config(config: FitConfig) -> None:
-    """Raise UserError for settings that cannot work, before any data is loaded."""
+    """Raise UserError for settings that cannot work, before any data is loaded; one message lists them all."""
     problems = []
+    for option, value in (("--lr", config.learning_rate), ("--beta", config.beta), ("--alpha", config.weighting.alpha),
+                          ("--cap", config.weighting.cap)):
+        if _is_number(value) and not math.isfinite(value):
+            problems.append(f"{option} must be a finite number, got {value}")
     if config.epochs < 1:
         problems.append(f"--epochs must be >= 1, got {config.epochs}")
     if config.batch_size < 2:
-        problems.append(f"--batch-size must be >= 2, got {config.batch_size}")
+        problems.append(f"--batch-size must be >= 2 (batch norm needs two samples), got {config.batch_size}")
     if config.latent_dim < 1:
         problems.append(f"--latent-dim must be >= 1, got {config.latent_dim}")
     if config.beta < 0:
@@ -102,10 +152,18 @@ def check_config(config: FitConfig) -> None:
         problems.append(f"unknown model {', '.join(unknown)}; --models takes a comma-separated subset of {', '.join(MODELS)}")
     if config.learning_rate <= 0:
         problems.append(f"--lr must be > 0, got {config.learning_rate}")
-    try:
-        validate(config.weighting)
-    except ValueError as exc:
-        problems.append(str(exc))
+    weighting = config.weighting
+    if weighting.alpha < 0:
+        problems.append(f"--alpha must be >= 0 (0 is the paper's uniform-over-latent-space limit), got {weighting.alpha}")
+    if weighting.bins < 2:
+        problems.append(f"--bins must be >= 2 (one bin cannot tell rare from common), got {weighting.bins}")
+    if weighting.cap is not None and weighting.cap < 1:
+        problems.append(f"--cap must be >= 1 (a multiple of the mean weight), got {weighting.cap}")
+    if not problems:
+        try:
+            validate(weighting)
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         raise UserError("; ".join(problems))
 
@@ -116,21 +174,37 @@ def default_run_dir(data: str) -> Path:
     return Path("runs") / f"{stamp}-{Path(data).stem}"
 
 
-def prepare_run_dir(out: str | Path | None, data: str, overwrite: bool) -> Path:
-    """Create the run folder; refuse one that already holds files unless `overwrite`."""
-    run_dir = Path(out) if out is not None else default_run_dir(data)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"--out {run_dir} is a file, not a folder; choose another path")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
-        raise UserError(f"output folder {run_dir} already exists and is not empty; choose another --out or pass --overwrite")
+def _check_writable(run_dir: Path, what_to_do: str = "choose another --out") -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"cannot write to output folder {run_dir}: {exc.strerror}; choose another --out") from None
+        raise UserError(f"cannot write to output folder {run_dir}: {exc.strerror or exc}; {what_to_do}") from None
+
+
+def prepare_run_dir(out: str | Path | None, data: str, overwrite: bool) -> Path:
+    """Create the run folder; refuse one that already holds files unless `overwrite`."""
+    run_dir = Path(out) if out is not None else default_run_dir(data)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir} is a file, not a folder; choose another path")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
+        unfinished = (run_dir / CONFIG).is_file() and not _is_complete(run_dir)
+        hint = f", or `debias fit --resume {run_dir}` to continue the unfinished fit in it" if unfinished else ""
+        raise UserError(
+            f"output folder {run_dir} already exists and is not empty; choose another --out or pass --overwrite{hint}"
+        )
+    _check_writable(run_dir)
     return run_dir
+
+
+def _is_complete(run_dir: Path) -> bool:
+    try:
+        config = json.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "results" in config
 
 
 def _check_dataset(dataset: Dataset) -> None:
@@ -138,8 +212,28 @@ def _check_dataset(dataset: Dataset) -> None:
         labels = dataset.split(split).labels
         if len(labels) == 0:
             raise UserError(f"the {split} split of {dataset.name} is empty; add images to it or use a larger --limit")
-    if len(np.unique(dataset.train.labels)) < 2:
-        raise UserError(f"the training split of {dataset.name} has one class only; a classifier needs both labels 0 and 1")
+    present = np.unique(dataset.train.labels)
+    if len(present) < 2:
+        raise UserError(
+            f"the training split of {dataset.name} has one class only (every label is {int(present[0])}); "
+            "a classifier needs training images of both labels 0 and 1"
+        )
+
+
+FINGERPRINT_IMAGES = 64  # images per split whose pixels enter the fingerprint; all of them would cost seconds on CelebA
+
+
+def dataset_fingerprint(dataset: Dataset) -> str:
+    """A short hash of every split's ids and labels and of evenly spaced images: a resumed fit must see the same data."""
+    digest = hashlib.sha256()
+    for name in ("train", "valid", "test"):
+        split = dataset.split(name)
+        digest.update(f"{name}:{len(split)}:{split.image_size}\n".encode())
+        digest.update("\n".join(split.sample_ids.tolist()).encode())
+        digest.update(np.ascontiguousarray(split.labels, dtype=np.int64).tobytes())
+        rows = np.unique(np.linspace(0, len(split) - 1, num=min(FINGERPRINT_IMAGES, len(split))).astype(np.int64))
+        digest.update(np.ascontiguousarray(split.images[rows]).tobytes())
+    return digest.hexdigest()[:20]
 
 
 def _evaluate(model, split: ImageSplit, dataset: Dataset, config: FitConfig, device, amp) -> tuple[np.ndarray, dict]:
@@ -165,6 +259,22 @@ def group_balanced_weights(split: ImageSplit, group_columns: list[str]) -> torch
     counts = groups.map(groups.value_counts())
     w = torch.tensor((1.0 / counts).to_numpy(), dtype=torch.float64)
     return w * (len(w) / w.sum())
+
+
+class NonFiniteLoss(UserError):
+    """A model's loss or parameters stopped being finite; raised before that epoch is checkpointed."""
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a fit; str() says what the run folder keeps and how to resume it."""
+
+    def __init__(self, run_dir: Path, message: str):
+        super().__init__(message)
+        self.run_dir = run_dir
+
+
+def _finite_state(model: torch.nn.Module) -> bool:
+    return all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
 
 
 class _Trainer:
@@ -202,6 +312,8 @@ class _Trainer:
         """DB-VAE weights from the latents of the current model on the whole training split."""
         train = self.dataset.train
         self.latents = encode_all(self.model, train.images, self.config.eval_batch_size, self.device, self.amp)
+        if not torch.isfinite(self.latents).all():
+            raise NonFiniteLoss(f"the {self.name} model's latent means are not finite")
         labels = torch.tensor(train.labels)
         self.weights, score = training_weights(self.latents, labels, self.config.weighting, self.dataset.vae_on_all)
         self.log_density = -score
@@ -227,119 +339,449 @@ class _Trainer:
         return iterate_batches(train.images, train.labels, indices.numpy(), config.batch_size, self.device)
 
     def run_epoch(self, epoch: int, bar) -> dict:
-        """Draw this epoch's rows, train on them, and return the history row."""
+        """Draw this epoch's rows, train on them, and return the history row.
+
+        NonFiniteLoss when the mean loss or the model's state is NaN or infinite afterwards, so a
+        broken model is never checkpointed.
+        """
         row: dict = {"model": self.name, "epoch": epoch}
         start = time.perf_counter()
         batches = self._batches(epoch, row)
         terms = train_one_epoch(self.model, self.criterion, self.optimizer, batches, self.device, self.amp, bar)
         if not np.isfinite(terms["total"]):
-            raise UserError(
-                f"the {self.name} loss became {terms['total']} in epoch {epoch}; lower --lr or --beta and try again"
-            )
+            raise NonFiniteLoss(f"the {self.name} loss became {terms['total']} in epoch {epoch} of {self.config.epochs}")
+        if not _finite_state(self.model):
+            raise NonFiniteLoss(f"the {self.name} model's parameters became NaN or infinite in epoch {epoch} of {self.config.epochs}")
         row.update({f"train_{k}": v for k, v in terms.items()})
         _, valid = _evaluate(self.model, self.dataset.valid, self.dataset, self.config, self.device, self.amp)
         row.update(valid_accuracy=valid["accuracy"], valid_worst_group_accuracy=valid["worst_group_accuracy"])
         row["seconds"] = time.perf_counter() - start
         return row
 
-    def train(self, progress: bool) -> list[dict]:
-        """All epochs, with one progress bar; returns the history rows."""
-        steps = self.config.epochs * -(-len(self.dataset.train) // self.config.batch_size)
+    def train(self, progress: bool, first_epoch: int = 1, after_epoch: Callable[[str, int, dict], None] | None = None) -> list[dict]:
+        """Epochs first_epoch..config.epochs with one progress bar; returns their history rows.
+
+        `after_epoch(name, epoch, row)` runs after every epoch (the fit writes its checkpoint there).
+        """
+        epochs = range(first_epoch, self.config.epochs + 1)
+        if not epochs:
+            return []
+        steps = len(epochs) * -(-len(self.dataset.train) // self.config.batch_size)
         rows = []
         with tqdm(total=steps, desc=f"{self.name:>7}", unit="batch", disable=not progress) as bar:
-            for epoch in range(1, self.config.epochs + 1):
+            for epoch in epochs:
                 rows.append(self.run_epoch(epoch, bar))
+                if after_epoch is not None:
+                    after_epoch(self.name, epoch, rows[-1])
                 bar.set_postfix(epoch=epoch, valid_acc=f"{rows[-1]['valid_accuracy']:.3f}",
                                 worst=f"{rows[-1]['valid_worst_group_accuracy']:.3f}")
         return rows
 
 
+def _plain(value):
+    """numpy and 0-d torch scalars -> Python numbers, so a checkpoint loads with weights_only=True."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return value.item()
+    return value
+
+
+def _epoch_span(done: int) -> str:
+    return "epoch 1" if done == 1 else f"epochs 1-{done}"
+
+
+def describe_progress(epochs_done: dict[str, int], epochs: int) -> str:
+    """'uniform epochs 1-3, dbvae epoch 1 (of 3 each)' from a checkpoint's epochs_done."""
+    parts = [f"{name} {_epoch_span(done)}" for name, done in epochs_done.items() if done > 0]
+    return ", ".join(parts) + f" (of {epochs} each)" if parts else "no finished epoch"
+
+
+def checkpoint_state(
+    config: FitConfig,
+    trainers: dict[str, _Trainer],
+    epochs_done: dict[str, int],
+    history: list[dict],
+    fingerprint: str,
+    seconds: float,
+    complete: bool,
+) -> dict:
+    """The contents of checkpoint.pt: tensors and plain types only, so torch.load(weights_only=True) reads it.
+
+    format_version  RUN_FORMAT_VERSION of debias.run_dir
+    debias_version  the debias that wrote it
+    settings        FitConfig.to_dict() as a JSON string
+    dataset         dataset_fingerprint(): ids and labels of every split
+    epochs_done     model -> epochs finished (every model of the run, 0 when not started)
+    complete        True once every model has finished every epoch
+    models          model -> state_dict, for every model with a finished epoch (all, once complete)
+    optimizers      model -> Adam state_dict, for the same models
+    history         the history.csv rows so far, as dicts of str/int/float
+    rng             {"torch": torch.get_rng_state(), "cuda": [per-GPU states] or []}
+    seconds         training time so far, over every session of the fit
+    """
+    saved = [name for name, t in trainers.items() if complete or epochs_done.get(name, 0) > 0]
+    cuda = any(t.device.type == "cuda" for t in trainers.values())
+    return {
+        "format_version": RUN_FORMAT_VERSION,
+        "debias_version": __version__,
+        "settings": json.dumps(config.to_dict(), default=str),
+        "dataset": fingerprint,
+        "epochs_done": {name: int(epochs_done.get(name, 0)) for name in trainers},
+        "complete": bool(complete),
+        "models": {name: trainers[name].model.state_dict() for name in saved},
+        "optimizers": {name: trainers[name].optimizer.state_dict() for name in saved},
+        "history": [{k: _plain(v) for k, v in row.items()} for row in history],
+        "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else []},
+        "seconds": float(seconds),
+    }
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """checkpoint.pt of a run, read with weights_only=True and checked; UserError when damaged or incompatible."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unpickling errors have no common base class
+        raise UserError(
+            f"cannot read {path} with torch.load(weights_only=True) ({type(exc).__name__}); it is damaged or not a "
+            "checkpoint of this debias. Start a new fit with --out NEW_FOLDER"
+        ) from None
+    if not isinstance(state, dict):
+        raise UserError(f"{path} is not a debias checkpoint; start a new fit with --out NEW_FOLDER")
+    check_format_version(state.get("format_version"), path, state.get("debias_version"))
+    missing = [k for k in ("settings", "dataset", "epochs_done", "models", "optimizers", "history", "rng") if k not in state]
+    if missing:
+        raise UserError(f"{path} lacks {', '.join(missing)}; it cannot be resumed. Start a new fit with --out NEW_FOLDER")
+    return state
+
+
+class _Fit:
+    """One fit into a run folder, new or resumed: trains what is left, checkpointing every epoch."""
+
+    def __init__(self, run_dir: Path, config: FitConfig, device: torch.device, progress: bool,
+                 checkpoint: dict | None = None, created: str | None = None, resumed: bool = False):
+        self.run_dir, self.config, self.device, self.progress = run_dir, config, device, progress
+        self.checkpoint = checkpoint
+        self.created = created or _dt.datetime.now().isoformat(timespec="seconds")
+        self.history: list[dict] = []
+        self.done: dict[str, int] = {}
+        self.saved_done: dict[str, int] = dict(checkpoint["epochs_done"]) if checkpoint else {}
+        self.seconds_before = float(checkpoint.get("seconds", 0.0)) if checkpoint else 0.0
+        self.started = time.perf_counter()
+        self.trainers: dict[str, _Trainer] = {}
+        self.fingerprint = ""
+        # Whether the run folder describes this fit yet (config.json written by it, or a resumed run).
+        self.resumable = resumed
+
+    def run(self) -> dict:
+        """Train what is left and write every file of the run folder; returns the config.json summary."""
+        try:
+            return self._run()
+        except KeyboardInterrupt:
+            raise FitInterrupted(self.run_dir, self._interrupted_message()) from None
+        except NonFiniteLoss as exc:
+            c = self.config
+            raise UserError(
+                f"{exc}; training stopped. {self._kept()} Hint: lower --lr (now {c.learning_rate:g}) or --beta "
+                f"(now {c.beta:g}), or cap the weights with --cap, and start a new fit (--out NEW_FOLDER)."
+            ) from None
+        except OSError as exc:
+            if exc.filename is None or self.run_dir.resolve() not in Path(exc.filename).resolve().parents:
+                raise
+            raise UserError(
+                f"cannot write {exc.filename}: {exc.strerror or exc}. {self._kept()} Free some space or fix the "
+                f"folder's permissions, then continue with `debias fit --resume {self.run_dir}`."
+            ) from None
+
+    def _kept(self) -> str:
+        if not any(self.saved_done.values()):
+            return "No epoch had finished, so no checkpoint was written."
+        return f"{self.run_dir / CHECKPOINT} keeps the last good state: {describe_progress(self.saved_done, self.config.epochs)}."
+
+    def _interrupted_message(self) -> str:
+        if not self.resumable:
+            return "Training had not started, so nothing was saved; start the fit again."
+        epochs = self.config.epochs
+        if self.saved_done and all(done >= epochs for done in self.saved_done.values()) and self.saved_done.keys() >= self.trainers.keys():
+            kept = f"Every epoch is in {self.run_dir / CHECKPOINT}; resuming only writes the remaining files."
+        elif any(self.saved_done.values()):
+            kept = f"{self.run_dir / CHECKPOINT} keeps {describe_progress(self.saved_done, epochs)}."
+        else:
+            kept = "No epoch had finished yet, so resuming starts the training again with the same settings."
+        return f"{kept} Continue with: debias fit --resume {self.run_dir}"
+
+    def _config_record(self, dataset: Dataset | None = None, status: str = "running") -> dict:
+        record = {
+            "format_version": RUN_FORMAT_VERSION,
+            "debias_version": __version__,
+            "status": status,
+            "created": self.created,
+            "settings": self.config.to_dict(),
+            "device": str(self.device),
+            "torch_version": torch.__version__,
+            "platform": platform.platform(),
+        }
+        if dataset is not None:
+            record["dataset"] = {
+                "name": dataset.name,
+                "target": dataset.target,
+                "group_columns": dataset.group_columns,
+                "vae_on_all": dataset.vae_on_all,
+                "sizes": {s: len(dataset.split(s)) for s in ("train", "valid", "test")},
+                "info": dataset.info,
+            }
+        return record
+
+    def _seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+    def _load_dataset(self) -> Dataset:
+        config = self.config
+        dataset = load_dataset(config.data, image_size=config.image_size, **config.data_options)
+        _check_dataset(dataset)
+        if config.vae_on is not None:
+            dataset.vae_on_all = config.vae_on == "all"
+        if dataset.train.image_size != config.image_size:
+            raise UserError(f"dataset images are {dataset.train.image_size}px but --image-size is {config.image_size}")
+        self.fingerprint = dataset_fingerprint(dataset)
+        if self.checkpoint is not None and self.checkpoint["dataset"] != self.fingerprint:
+            raise UserError(
+                f"the data of {dataset.name} differ from those {self.run_dir} was trained on (other images, labels, "
+                "splits, preprocessing or --limit); a fit can only be resumed on the same data. Restore the data, or "
+                "start a new fit with --out NEW_FOLDER"
+            )
+        return dataset
+
+    def _restore(self, state: dict) -> None:
+        try:
+            for name, model_state in state["models"].items():
+                self.trainers[name].model.load_state_dict(model_state)
+            for name, optimizer_state in state["optimizers"].items():
+                self.trainers[name].optimizer.load_state_dict(optimizer_state)
+        except (KeyError, RuntimeError, ValueError) as exc:
+            raise UserError(
+                f"{self.run_dir / CHECKPOINT} does not match the models of this fit ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0]}); start a new fit with --out NEW_FOLDER"
+            ) from None
+        self.done = {name: int(state["epochs_done"].get(name, 0)) for name in self.trainers}
+        self.history = [dict(row) for row in state["history"]]
+        torch.set_rng_state(state["rng"]["torch"])
+        cuda_states = state["rng"].get("cuda") or []
+        if cuda_states and self.device.type == "cuda" and len(cuda_states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda_states)
+
+    def _save_checkpoint(self, complete: bool = False) -> None:
+        state = checkpoint_state(self.config, self.trainers, self.done, self.history, self.fingerprint, self._seconds(), complete)
+        io.write_torch(self.run_dir / CHECKPOINT, state)
+        self.saved_done = dict(self.done)
+
+    def _after_epoch(self, name: str, epoch: int, row: dict) -> None:
+        self.history.append(row)
+        self.done[name] = epoch
+        self._save_checkpoint()
+
+    def _train(self, name: str) -> None:
+        if name in self.trainers:
+            self.trainers[name].train(self.progress, self.done.get(name, 0) + 1, self._after_epoch)
+
+    def _run(self) -> dict:
+        config, run_dir, device = self.config, self.run_dir, self.device
+        dataset = self._load_dataset()
+        if self.checkpoint is None:
+            # A new fit (--overwrite) first removes the files of the run it replaces: a stale
+            # checkpoint.pt beside the new config.json would make --resume continue the old run.
+            for name in (*RUN_FILES, *REPORT_FILES):
+                (run_dir / name).unlink(missing_ok=True)
+        io.write_json(run_dir / CONFIG, self._config_record(dataset, status="running"))
+        self.resumable = True
+
+        # The DB-VAE is always trained: its latents make weights.csv.
+        names = [m for m in MODELS if m == "dbvae" or (m in config.models and (m != "oracle" or dataset.group_columns))]
+        self.trainers = {name: _Trainer(name, dataset, config, device) for name in names}
+        self.done = {name: 0 for name in names}
+        if self.checkpoint is not None:
+            self._restore(self.checkpoint)
+        for name in ("uniform", "dbvae"):
+            self._train(name)
+
+        # Recomputed even on a resumed fit: it is a deterministic function of the final DB-VAE.
+        dbvae = self.trainers["dbvae"]
+        final_stats = dbvae.refresh_weights()  # the weights shipped are those of the final model
+        train = dataset.train
+        io.write_csv(
+            run_dir / "weights.csv",
+            pd.DataFrame({
+                "sample_id": train.sample_ids,
+                "weight": dbvae.weights.cpu().numpy(),
+                "log_density": dbvae.log_density.cpu().numpy(),
+                "label": train.labels,
+            }),
+        )
+        io.write_npy(run_dir / "latents.npy", dbvae.latents.cpu().numpy().astype(np.float32))
+        for name in ("sampler", "oracle"):
+            if name in self.trainers:
+                self.trainers[name].weights_file = run_dir / "weights.csv"
+                self._train(name)
+
+        results: dict = {}
+        for split_name in ("valid", "test"):
+            split = dataset.split(split_name)
+            probs = {}
+            for name, trainer in self.trainers.items():
+                probs[name], metrics = _evaluate(trainer.model, split, dataset, config, device, trainer.amp)
+                results.setdefault(split_name, {})[name] = metrics
+            io.write_csv(run_dir / f"predictions_{split_name}.csv", _predictions_frame(split, probs))
+        io.write_csv(run_dir / "history.csv", pd.DataFrame(self.history))
+        self._save_checkpoint(complete=True)
+        summary = self._config_record(dataset, status="complete")
+        summary.update(final_weights=final_stats, results=results, seconds=self._seconds())
+        io.write_json(run_dir / CONFIG, summary)  # last: a config.json with results means the run is complete
+        summary["run_dir"] = str(run_dir)
+        return summary
+
+
 def run_fit(config: FitConfig, out: str | Path | None = None, overwrite: bool = False, progress: bool = True) -> dict:
-    """Train the uniform baseline and the DB-VAE, write the run directory, return the results."""
+    """Train the uniform baseline, the DB-VAE and the other models; write the run directory; return the results.
+
+        result = run_fit(FitConfig(epochs=2), out="runs/x")
+        result["results"]["test"]["dbvae"]["worst_group_accuracy"]
+
+    Raises UserError for bad settings or data, FitInterrupted (a KeyboardInterrupt) on Ctrl-C; after
+    either, the run folder keeps the checkpoint of the last finished epoch for `resume_fit`.
+    """
     check_config(config)
     device = resolve_device(config.device)
+    target = Path(out) if out is not None else None
+    existed = target is not None and target.exists()
     run_dir = prepare_run_dir(out, config.data, overwrite)
     try:
-        return _fit_into(run_dir, config, device, progress)
+        return _Fit(run_dir, config, device, progress).run()
     except BaseException:
         # A fit that failed before writing anything leaves no empty run folder behind.
-        if run_dir.is_dir() and not any(run_dir.iterdir()):
+        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()
         raise
 
 
-def _fit_into(run_dir: Path, config: FitConfig, device: torch.device, progress: bool) -> dict:
-    started = time.perf_counter()
-    dataset = load_dataset(config.data, image_size=config.image_size, **config.data_options)
-    _check_dataset(dataset)
-    if config.vae_on is not None:
-        dataset.vae_on_all = config.vae_on == "all"
-    if dataset.train.image_size != config.image_size:
-        raise UserError(f"dataset images are {dataset.train.image_size}px but --image-size is {config.image_size}")
+def _model_names(models: Iterable[str]) -> tuple[str, ...]:
+    names = set(models) | {"dbvae"}
+    return tuple(sorted(names, key=lambda m: (MODELS.index(m) if m in MODELS else len(MODELS), m)))
 
-    names = [m for m in MODELS if m in config.models and (m != "oracle" or dataset.group_columns)]
-    trainers = {name: _Trainer(name, dataset, config, device) for name in names}
-    history: list[dict] = []
-    for name in ("uniform", "dbvae"):
-        if name in trainers:
-            history += trainers[name].train(progress)
 
-    dbvae = trainers["dbvae"]
-    final_stats = dbvae.refresh_weights()  # the weights shipped are those of the final model
-    train = dataset.train
-    io.write_csv(
-        run_dir / "weights.csv",
-        pd.DataFrame({
-            "sample_id": train.sample_ids,
-            "weight": dbvae.weights.cpu().numpy(),
-            "log_density": dbvae.log_density.cpu().numpy(),
-            "label": train.labels,
-        }),
-    )
-    io.write_npy(run_dir / "latents.npy", dbvae.latents.cpu().numpy().astype(np.float32))
-    for name in ("sampler", "oracle"):
-        if name in trainers:
-            trainers[name].weights_file = run_dir / "weights.csv"
-            history += trainers[name].train(progress)
+def _resolved_path(value) -> str | None:
+    return None if value in (None, "") else str(Path(value).expanduser().resolve())
 
-    results: dict = {}
-    for split_name in ("valid", "test"):
-        split = dataset.split(split_name)
-        probs = {}
-        for name, trainer in trainers.items():
-            probs[name], metrics = _evaluate(trainer.model, split, dataset, config, device, trainer.amp)
-            results.setdefault(split_name, {})[name] = metrics
-        io.write_csv(run_dir / f"predictions_{split_name}.csv", _predictions_frame(split, probs))
-    io.write_csv(run_dir / "history.csv", pd.DataFrame(history))
-    io.write_torch(
-        run_dir / "checkpoint.pt",
-        {
-            "format_version": RUN_FORMAT_VERSION,
-            "epoch": config.epochs,
-            "models": {name: t.model.state_dict() for name, t in trainers.items()},
-            "optimizers": {name: t.optimizer.state_dict() for name, t in trainers.items()},
-        },
-    )
-    summary = {
-        "format_version": RUN_FORMAT_VERSION,
-        "debias_version": __version__,
-        "created": _dt.datetime.now().isoformat(timespec="seconds"),
-        "settings": config.to_dict(),
-        "device": str(device),
-        "torch_version": torch.__version__,
-        "platform": platform.platform(),
-        "dataset": {
-            "name": dataset.name,
-            "target": dataset.target,
-            "group_columns": dataset.group_columns,
-            "vae_on_all": dataset.vae_on_all,
-            "sizes": {s: len(dataset.split(s)) for s in ("train", "valid", "test")},
-            "info": dataset.info,
-        },
-        "final_weights": final_stats,
-        "results": results,
-        "seconds": time.perf_counter() - started,
-    }
-    io.write_json(run_dir / "config.json", summary)
-    summary["run_dir"] = str(run_dir)
-    return summary
+
+# Parameter of `debias fit` -> (its option, its value in a FitConfig). These decide what is trained,
+# so `--resume` refuses an explicitly given value that differs from the run's. --device, --cache-dir,
+# --workers, --quiet and --report only change how the fit runs and may be given freely.
+RESUME_CHECKED: dict[str, tuple[str, Callable[[FitConfig], object]]] = {
+    "data": ("--data", lambda c: c.data),
+    "root": ("--root", lambda c: _resolved_path(c.data_options.get("root"))),
+    "target": ("--target", lambda c: c.data_options.get("target")),
+    "groups": ("--groups", lambda c: parse_names(c.data_options.get("groups")) or None),
+    "limit": ("--limit", lambda c: c.data_options.get("limit")),
+    "vae_on": ("--vae-on", lambda c: c.vae_on),
+    "epochs": ("--epochs", lambda c: c.epochs),
+    "batch_size": ("--batch-size", lambda c: c.batch_size),
+    "learning_rate": ("--lr", lambda c: c.learning_rate),
+    "latent_dim": ("--latent-dim", lambda c: c.latent_dim),
+    "beta": ("--beta", lambda c: c.beta),
+    "alpha": ("--alpha", lambda c: c.weighting.alpha),
+    "bins": ("--bins", lambda c: c.weighting.bins),
+    "combine": ("--combine", lambda c: c.weighting.combine),
+    "cap": ("--cap", lambda c: c.weighting.cap),
+    "image_size": ("--image-size", lambda c: c.image_size),
+    "seed": ("--seed", lambda c: c.seed),
+    "models": ("--models", lambda c: _model_names(c.models)),
+}
+
+
+def _shown(value) -> str:
+    if value is None:
+        return "unset"
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def settings_conflicts(saved: FitConfig, given: FitConfig, explicit: Iterable[str]) -> list[str]:
+    """'--epochs 5 (the run has 3)' for every explicitly given parameter whose value differs from the run's."""
+    conflicts = []
+    for name, (option, read) in RESUME_CHECKED.items():
+        if name in explicit:
+            if read(given) != read(saved):
+                conflicts.append(f"{option} {_shown(read(given))} (the run has {_shown(read(saved))})")
+    return conflicts
+
+
+def _resumed_config(saved: FitConfig, given: FitConfig | None, explicit: set[str]) -> FitConfig:
+    if given is None:
+        return saved
+    options = {k: v for k, v in saved.data_options.items() if k != "progress"}
+    for key in RUNTIME_DATA_OPTIONS:
+        if key in explicit and key in given.data_options:
+            options[key] = given.data_options[key]
+    if "progress" in given.data_options:
+        options["progress"] = given.data_options["progress"]
+    device = given.device if "device" in explicit else saved.device
+    return replace(saved, data_options=options, device=device)
+
+
+def resume_fit(run_dir: str | Path, given: FitConfig | None = None, explicit: Iterable[str] = (), progress: bool = True) -> dict:
+    """Continue the fit in `run_dir` from its last checkpoint with its saved settings; return the results.
+
+        result = resume_fit("runs/x")                               # what `debias fit --resume runs/x` does
+        resume_fit("runs/x", FitConfig(epochs=5), {"epochs"})       # UserError unless the run has 5 epochs
+
+    `given` holds the settings of the command line and `explicit` the names of the parameters the user
+    actually gave (click's parameter names: "epochs", "learning_rate", "alpha", ...): a given
+    parameter of RESUME_CHECKED that differs from the run's is a UserError naming both values;
+    device, cache_dir, workers and progress are taken from `given`. The fit continues after the
+    last model and epoch in checkpoint.pt (from the start, with the saved settings, when it was
+    stopped before its first checkpoint). A run that already finished is not retrained: its
+    config.json summary comes back with "already_complete": True. UserError when the folder is
+    missing, not a run folder, from an incompatible debias, damaged, or its data changed.
+    """
+    run_dir = Path(run_dir)
+    explicit = set(explicit)
+    if not run_dir.exists():
+        raise UserError(f"run folder {run_dir} does not exist, so there is nothing to resume; start a fit with `debias fit --out {run_dir}`")
+    if not run_dir.is_dir():
+        raise UserError(f"--resume {run_dir} is a file; pass the run folder of an interrupted `debias fit`")
+    if given is not None:
+        check_config(given)
+    has_checkpoint = (run_dir / CHECKPOINT).is_file()
+    if not has_checkpoint and not (run_dir / CONFIG).is_file():
+        raise UserError(
+            f"{run_dir} holds neither {CHECKPOINT} nor {CONFIG}, so it is not the run folder of a `debias fit`; "
+            "check the path, or start a new fit with --out"
+        )
+    config_json = read_run_config(run_dir) if (run_dir / CONFIG).is_file() else None
+    checkpoint = load_checkpoint(run_dir / CHECKPOINT) if has_checkpoint else None
+    settings = json.loads(checkpoint["settings"]) if checkpoint is not None else config_json.get("settings")
+    try:
+        saved = FitConfig.from_dict(settings)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise UserError(
+            f"the settings saved in {run_dir} cannot be read by this debias ({exc}); it comes from an incompatible "
+            "version. Start a new fit with --out NEW_FOLDER"
+        ) from None
+    conflicts = settings_conflicts(saved, given, explicit) if given is not None else []
+    if conflicts:
+        raise UserError(
+            f"--resume {run_dir} continues the fit with the settings it was started with, but "
+            + "; ".join(conflicts)
+            + ". Drop those options to resume, or start a new fit with --out NEW_FOLDER to change them."
+        )
+    if config_json is not None and "results" in config_json:
+        summary = dict(config_json, run_dir=str(run_dir), already_complete=True)
+        return summary
+    config = _resumed_config(saved, given, explicit)
+    check_config(config)
+    device = resolve_device(config.device)
+    _check_writable(run_dir, "make it writable to resume the fit")
+    io.remove_stale_temporaries(run_dir)  # left by a writer that was killed mid-write
+    created = config_json.get("created") if config_json else None
+    return _Fit(run_dir, config, device, progress, checkpoint, created=created, resumed=True).run()

@@ -1,0 +1,96 @@
+"""Atomic writes: an interrupted write (exception, Ctrl-C, SIGKILL) leaves the old file whole, never a truncated one."""
+
+import json
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from debias import io
+
+OLD = "old content\n" * 100
+REPO = Path(__file__).resolve().parents[1]
+
+
+def temporaries(folder: Path) -> list[Path]:
+    return sorted(folder.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_error_mid_write_keeps_the_old_file(tmp_path, error):
+    target = tmp_path / "weights.csv"
+    target.write_text(OLD)
+    with pytest.raises(error):
+        with io.atomic_path(target) as tmp:
+            with open(tmp, "w") as fh:
+                fh.write("sample_id,weight\n" + "a,1.0\n" * 50)  # half of the new content
+            raise error
+    assert target.read_text() == OLD
+    assert temporaries(tmp_path) == []
+
+
+def test_error_mid_write_of_a_new_file_leaves_nothing(tmp_path):
+    target = tmp_path / "sub" / "config.json"
+    with pytest.raises(ZeroDivisionError):
+        with io.atomic_path(target) as tmp:
+            tmp.write_text('{"half": ')
+            1 / 0
+    assert not target.exists()
+    assert temporaries(target.parent) == []
+
+
+def test_sigkill_mid_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "predictions_test.csv"
+    target.write_text(OLD)
+    script = textwrap.dedent(f"""
+        import os, signal
+        from debias import io
+        with io.atomic_path({str(target)!r}) as tmp:
+            with open(tmp, "w") as fh:
+                fh.write("model,sample_id\\n" + "dbvae,1\\n" * 1000)
+                fh.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    process = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True)
+    assert process.returncode == -signal.SIGKILL, process.stderr.decode()
+    assert target.read_text() == OLD
+    left = temporaries(tmp_path)
+    assert len(left) == 1 and left[0].name.startswith(".predictions_test.csv.")  # hidden, never the target
+    assert io.remove_stale_temporaries(tmp_path) == left and temporaries(tmp_path) == []
+
+
+def test_every_writer_replaces_whole_files(tmp_path):
+    io.write_text(tmp_path / "a.txt", "x")
+    io.write_json(tmp_path / "a.json", {"k": [1, 2]})
+    io.write_csv(tmp_path / "a.csv", pd.DataFrame({"sample_id": ["a", "b"], "weight": [0.5, 1.5]}))
+    io.write_npy(tmp_path / "a.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
+    io.write_torch(tmp_path / "a.pt", {"w": torch.ones(2), "n": 3})
+    assert (tmp_path / "a.txt").read_text() == "x"
+    assert json.loads((tmp_path / "a.json").read_text()) == {"k": [1, 2]}
+    assert pd.read_csv(tmp_path / "a.csv")["weight"].tolist() == [0.5, 1.5]
+    assert np.load(tmp_path / "a.npy").shape == (2, 3)
+    assert torch.load(tmp_path / "a.pt", weights_only=True)["n"] == 3
+    assert temporaries(tmp_path) == []
+
+
+def test_new_files_get_the_usual_permissions_and_replaced_files_keep_theirs(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        io.write_text(tmp_path / "new.txt", "x")
+        assert stat.S_IMODE((tmp_path / "new.txt").stat().st_mode) == 0o644  # not mkstemp's 0600
+        kept = tmp_path / "kept.txt"
+        kept.write_text("old")
+        kept.chmod(0o640)
+        io.write_text(kept, "new")
+        assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and kept.read_text() == "new"
+    finally:
+        os.umask(umask)
