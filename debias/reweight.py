@@ -8,7 +8,6 @@ new file is then up to the user's pipeline.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from dataclasses import replace
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from debias.run_dir import read_run_config
 from debias import io
 from debias.errors import UserError
 from debias.weighting import WeightingSettings, training_weights, validate, weight_summary
@@ -40,14 +40,6 @@ def default_output_name(settings: WeightingSettings) -> str:
 def settings_path(weights_path: Path) -> Path:
     """Where the resolved settings of a recomputed weights file are written: beside it, as .json."""
     return weights_path.with_suffix(".json")
-
-
-def _read_config(run_dir: Path) -> dict:
-    path = run_dir / "config.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); the run folder is damaged") from None
 
 
 def _fit_settings(config: dict, path: Path) -> tuple[WeightingSettings, bool]:
@@ -111,7 +103,7 @@ def reweight_run(
             f"{run_dir} is not a complete run folder: missing {', '.join(needed)}; point at a folder written by `debias fit`"
         )
     config_path = run_dir / "config.json"
-    fit_settings, vae_on_all = _fit_settings(_read_config(run_dir), config_path)
+    fit_settings, vae_on_all = _fit_settings(read_run_config(run_dir), config_path)
     if cap is not None and no_cap:
         raise UserError("pass either --cap or --no-cap, not both")
     overrides = {k: v for k, v in {"alpha": alpha, "bins": bins, "combine": combine, "cap": cap}.items() if v is not None}

@@ -30,7 +30,7 @@ def make_run(folder, vae_on_all=False, settings=FIT_SETTINGS):
         folder / "weights.csv", index=False
     )
     np.save(folder / "latents.npy", latents)
-    config = {"settings": {"weighting": settings.to_dict()}, "dataset": {"vae_on_all": vae_on_all, "name": "fake"}}
+    config = {"format_version": 1, "settings": {"weighting": settings.to_dict()}, "dataset": {"vae_on_all": vae_on_all, "name": "fake"}}
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
+from debias.run_dir import read_run_config
 from debias import __version__, io
 from debias.errors import UserError
 from debias.report.metrics import CI_LEVEL, N_BOOT, group_labels, model_metrics, training_weight_table
@@ -85,7 +86,7 @@ def load_run(run_dir: str | Path) -> Run:
         if not (run_dir / required).is_file():
             raise UserError(f"{run_dir} has no {required}, so it is not a finished `debias fit` run folder; rerun the fit or pick another folder")
     try:
-        config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+        config = read_run_config(run_dir)
         predictions = pd.read_csv(run_dir / "predictions_test.csv")
     except (ValueError, OSError) as exc:
         raise UserError(f"cannot read {run_dir}: {exc}; rerun `debias fit`") from None

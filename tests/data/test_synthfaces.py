@@ -21,7 +21,7 @@ from debias.data.synthfaces import (
 from debias.errors import UserError
 
 SMALL = dict(image_size=32)
-COLUMNS = ["face", "subgroup", "skin_tone", "glasses", "hat", "hair_color", "hair_length", "pose_angle"]
+COLUMNS = ["face", "subgroup", "skin_tone", "glasses", "hat", "lookalike", "hair_color", "hair_length", "pose_angle"]
 
 
 def _split(n=400, balanced=False, seed=0, **config):
@@ -87,7 +87,7 @@ def test_validation_and_test_splits_are_balanced(split):
 def test_attribute_columns_types_and_consistency():
     _, attrs = _split(600, balanced=True)
     assert list(attrs.columns) == COLUMNS
-    for column in ("face", "glasses", "hat"):
+    for column in ("face", "glasses", "hat", "lookalike"):
         assert pd.api.types.is_integer_dtype(attrs[column])
         assert set(attrs[column].unique()) <= {0, 1}
     for column in ("skin_tone", "pose_angle"):
@@ -106,7 +106,14 @@ def test_attribute_columns_types_and_consistency():
     assert ((faces["skin_tone"] < DARK_MAX) == (faces["subgroup"] == "dark")).all()
     assert set(faces["hair_color"]) == set(HAIR_COLORS)
     assert set(faces["hair_length"]) == set(HAIR_LENGTHS)
-    assert set(nonfaces["hair_color"]) == {"none"} and set(nonfaces["hair_length"]) == {"none"}
+    plain = nonfaces[nonfaces["lookalike"] == 0]
+    assert set(plain["hair_color"]) == {"none"} and set(plain["hair_length"]) == {"none"}
+    # Look-alikes are non-faces drawn as a face with exactly one rare attribute (and no mouth).
+    assert (faces["lookalike"] == 0).all()
+    looks = nonfaces[nonfaces["lookalike"] == 1]
+    assert len(looks) > 0
+    rare = (looks["skin_tone"] < DARK_MAX).astype(int) + looks["glasses"] + looks["hat"]
+    assert (rare == 1).all()
 
 
 def test_nonfaces_carry_decoys_and_span_the_whole_tone_range():

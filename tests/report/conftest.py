@@ -29,6 +29,7 @@ def make_run(folder, predictions: pd.DataFrame, group_columns: list[str]):
     """A hand-made run folder: config.json and predictions_test.csv only (no weights, checkpoint or history)."""
     folder.mkdir(parents=True, exist_ok=True)
     config = {
+        "format_version": 1,
         "settings": {"data": "hand-made", "data_options": {}, "image_size": 32, "latent_dim": 4, "width": 16, "seed": 0},
         "dataset": {"name": "hand-made", "target": "y", "group_columns": group_columns, "vae_on_all": True,
                     "sizes": {"train": 0, "valid": 0, "test": int(predictions.groupby("model").size().max())}},
