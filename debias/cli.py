@@ -10,6 +10,8 @@ import click
 from click.core import ParameterSource
 
 from debias.errors import UserError
+from debias.fit import FitConfig
+from debias.weighting import WeightingSettings
 
 
 def _user_errors(func):
@@ -37,6 +39,11 @@ def _user_errors(func):
     return wrapper
 
 
+# The defaults of `debias fit` are those of the settings dataclasses, so they are stated once.
+_FIT = FitConfig()
+_WEIGHTING = WeightingSettings()
+
+
 @click.group()
 @click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
 @click.version_option(package_name="debias")
@@ -54,16 +61,16 @@ def main(debug: bool) -> None:
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Image-decoding processes for the first pass (default: CPU count, at most 8).")
 @click.option("--vae-on", type=click.Choice(["all", "positives"]), default=None,
               help="Train the VAE terms on every image (all are faces) or on positives only (face detection). Default: the dataset's.")
-@click.option("--epochs", type=int, default=8, show_default=True)
-@click.option("--batch-size", type=int, default=128, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
-@click.option("--latent-dim", type=int, default=100, show_default=True)
-@click.option("--beta", type=float, default=0.0005, show_default=True, help="Weight of the KL term.")
-@click.option("--alpha", type=float, default=0.01, show_default=True, help="Histogram smoothing; 0 = uniform over latent space, large = no debiasing.")
-@click.option("--bins", type=int, default=10, show_default=True, help="Histogram bins per latent dimension.")
-@click.option("--combine", type=click.Choice(["geometric", "product", "max"]), default="geometric", show_default=True, help="How per-dimension densities combine.")
+@click.option("--epochs", type=int, default=_FIT.epochs, show_default=True)
+@click.option("--batch-size", type=int, default=_FIT.batch_size, show_default=True)
+@click.option("--lr", "learning_rate", type=float, default=_FIT.learning_rate, show_default=True, help="Adam learning rate.")
+@click.option("--latent-dim", type=int, default=_FIT.latent_dim, show_default=True)
+@click.option("--beta", type=float, default=_FIT.beta, show_default=True, help="Weight of the KL term.")
+@click.option("--alpha", type=float, default=_WEIGHTING.alpha, show_default=True, help="Histogram smoothing; 0 = uniform over latent space, large = no debiasing.")
+@click.option("--bins", type=int, default=_WEIGHTING.bins, show_default=True, help="Histogram bins per latent dimension.")
+@click.option("--combine", type=click.Choice(["geometric", "product", "max"]), default=_WEIGHTING.combine, show_default=True, help="How per-dimension densities combine.")
 @click.option("--cap", type=float, default=None, help="Largest weight, as a multiple of the mean weight.")
-@click.option("--image-size", type=int, default=64, show_default=True)
+@click.option("--image-size", type=int, default=_FIT.image_size, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--models", default="uniform,dbvae,sampler,oracle", show_default=True,

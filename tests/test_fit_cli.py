@@ -9,6 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from debias.cli import main
+from debias.weighting import WeightingSettings
 
 TINY = ["--epochs", "2", "--batch-size", "32", "--latent-dim", "8", "--image-size", "32", "--quiet"]
 SYNTH = ["--data", "synthfaces", "--limit", "160"]
@@ -69,7 +70,7 @@ def test_history_and_config(run_dir):
     oracle = history[history["model"] == "oracle"]
     assert (oracle["ess"] < 0.9).all()
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["settings"]["epochs"] == 2 and config["settings"]["weighting"]["combine"] == "geometric"
+    assert config["settings"]["epochs"] == 2 and config["settings"]["weighting"]["combine"] == WeightingSettings().combine
 
 
 def test_checkpoint_loads_with_weights_only(run_dir):

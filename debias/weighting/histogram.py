@@ -12,39 +12,285 @@ s_i = -log Q^_i(mu_i); the dimensions are combined into one log-weight by
 alpha -> 0 makes W uniform over latent space; alpha -> inf makes it uniform over samples.
 Everything is computed in log space (a product of 100 numbers below 1 underflows float32) and
 in chunks of rows, so memory stays at O(chunk x D) on top of the latents themselves.
+
+How it runs at scale (1,000,000 x 100 latents; measurements in BENCHMARKS.md, "Density at scale"):
+
+- Bins are exactly those of the float64 formula, clip(floor((x - low) / width), 0, bins - 1)
+  with low and width in float64, evaluated chunk by chunk in a reused chunk x D float64 buffer.
+  Float32 arithmetic would be cheaper but moves samples that sit on a bin edge into the
+  neighbouring bin, a 1e-2 error in their geometric log-weight at 100 dimensions.
+- Three passes: min/max, bin indices + counts, scores. The second pass keeps the bin indices
+  for the third, packed: the indices of p dimensions (p = 3 at 10 bins) form one small-int code
+  per row and group, 0.7 bytes per latent value at 100 dimensions instead of 4. Counting is a
+  `bincount` over the codes (each group's joint histogram, summed into per-dimension ones);
+  scoring is an `embedding_bag` that looks up each code's summed per-dimension scores and adds
+  a row's groups. Packing divides the elements these two touch by p; they were the costliest
+  steps, with the gather of per-dimension scores.
+- embedding_bag adds float32. The score table is split into float32 columns whose sums are exact
+  or nearly so (`_split_columns`), added in float64: the log-weights equal the float64 formula to
+  ~1e-13, not to float32's ~1e-5.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 
 COMBINATIONS = ("product", "geometric", "max")
-DEFAULT_CHUNK_ROWS = 65536
+# 2048 rows x 100 dimensions: the float64 chunk buffer (1.6 MB) stays near this CPU's 1 MB L2
+# cache. Much larger chunks fall out of cache; smaller ones pay more per-call overhead.
+DEFAULT_CHUNK_ROWS = 2048
+
+# A packed group's code indexes tables of (bins + 1)**p entries (digit `bins` is a value at the
+# top edge, see _Packing). At most 4096 keeps the bincount counters and the score table in L2
+# (1331 entries x 34 groups x 3 float32 columns = 0.5 MB at 10 bins and 100 dimensions), and
+# packs 3 dimensions per code up to 15 bins, 2 up to 63.
+_MAX_CODES_PER_GROUP = 4096
+# Chunks per bincount / embedding_bag call (see _code_blocks).
+_BLOCK_CHUNKS = 8
+# Integer types of the same width, to order floating-point values by their bits.
+_SAME_WIDTH_INT = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}
 
 
-def _bin_index(mu: torch.Tensor, low: torch.Tensor, width: torch.Tensor, bins: int) -> torch.Tensor:
-    # Equal-width bins with the outer edges open, so the min and max fall in the first/last bin.
-    idx = torch.floor((mu - low) / width).long()
-    return idx.clamp_(0, bins - 1)
+def _min_max(mu: torch.Tensor, chunk_rows: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # Element-wise minimum/maximum into a chunk-sized accumulator, reduced over rows once at the
+    # end: this reads the latents at about memory speed, while amin(dim=0) over the whole [N, D]
+    # matrix is several times slower on CPU (a strided reduction over 100 short columns).
+    first = mu[:chunk_rows]
+    low, high = first.clone(), first.clone()
+    for start in range(chunk_rows, len(mu), chunk_rows):
+        chunk = mu[start : start + chunk_rows]
+        n = len(chunk)
+        torch.minimum(low[:n], chunk, out=low[:n])
+        torch.maximum(high[:n], chunk, out=high[:n])
+    return low.amin(dim=0), high.amax(dim=0)
 
 
-def histogram_counts(mu: torch.Tensor, bins: int, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-dimension bin counts [D, bins] and the bin geometry (low [D], width [D]) of latents [N, D]."""
+def _ordinal(x: torch.Tensor) -> torch.Tensor:
+    """int64 keys in the order of the floating-point values x (the map is its own inverse on keys)."""
+    bits = x.view(_SAME_WIDTH_INT[x.dtype]).long()
+    # Non-negative floats order like their bits; negative ones (sign bit set) in reverse.
+    magnitude = (1 << (8 * x.element_size() - 1)) - 1
+    return torch.where(bits < 0, bits ^ magnitude, bits)
+
+
+def _from_ordinal(keys: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    magnitude = (1 << (torch.finfo(dtype).bits - 1)) - 1
+    bits = torch.where(keys < 0, keys ^ magnitude, keys)
+    return bits.to(_SAME_WIDTH_INT[dtype]).view(dtype)
+
+
+def _exact_reciprocal(low_x: torch.Tensor, high_x: torch.Tensor, low: torch.Tensor, width: torch.Tensor, bins: int):
+    """A multiplier [D] close to 1 / width such that (x - low) * multiplier puts every possible
+    value x in the bin that (x - low) / width does, or None if there is none.
+
+    Multiplying is cheaper than dividing (a tenth of the whole computation on CPU), but products
+    and quotients can round differently. Both are monotone in x, so they agree on every value
+    between the min and max (low_x, high_x, in the latents' dtype) iff they agree on each bin's
+    first value and the value just below it. The first values are found by bisection over the
+    dtype's values, in their bit order. Bin edges often fall exactly on a latent value (the middle
+    edge is (min + max) / 2); its quotient is then exactly k and the product can round just below,
+    so each dimension takes the first of 1 / width and its next few floats up that agrees.
+    """
+    dtype = low_x.dtype
+    if dtype not in _SAME_WIDTH_INT:
+        return None
+    edges = torch.arange(1, bins, dtype=torch.float64, device=low.device)
+
+    def reaches(x: torch.Tensor, multiplier: torch.Tensor | None) -> torch.Tensor:
+        # the same float64 operations, in the same order, as the chunk loop of _scan
+        offset = x.to(torch.float64) - low[:, None]
+        q = offset / width[:, None] if multiplier is None else offset * multiplier[:, None]
+        return torch.floor(q) >= edges
+
+    n_dims = len(low)
+    below = _ordinal(low_x)[:, None].expand(n_dims, bins - 1).clone()  # never reaches edge k >= 1
+    above = _ordinal(high_x)[:, None].expand(n_dims, bins - 1).clone()
+    exists = reaches(_from_ordinal(above, dtype), None)  # some value reaches edge k
+    while True:
+        open_ = exists & (above - below > 1)
+        if not bool(open_.any()):
+            break
+        mid = (below >> 1) + (above >> 1) + (below & above & 1)  # no int64 overflow
+        up = reaches(_from_ordinal(mid, dtype), None)
+        above = torch.where(open_ & up, mid, above)
+        below = torch.where(open_ & ~up, mid, below)
+    first = _from_ordinal(above, dtype)
+    before = _from_ordinal(below, dtype)
+
+    candidate = 1.0 / width
+    chosen = torch.full_like(candidate, math.nan)
+    for _ in range(4):
+        in_first = reaches(first, candidate)
+        agree = torch.where(exists, in_first & ~reaches(before, candidate), ~in_first).all(dim=1)
+        chosen = torch.where(torch.isnan(chosen) & agree, candidate, chosen)
+        candidate = torch.nextafter(candidate, torch.full_like(candidate, math.inf))
+    return None if bool(torch.isnan(chosen).any()) else chosen
+
+
+class _Packing:
+    """How the bin indices of several dimensions share one code.
+
+    Group g holds dimensions g, g + G, g + 2G, ... (digit j is dimension g + j*G), so each digit
+    is a contiguous column block of the index matrix; code = sum_j digit_j * (bins + 1)**j.
+    A digit is floor((x - low) / width) before clipping, in [0, bins]: `bins` (x at the top edge)
+    is counted and scored as the last bin, which saves clipping every index. Dimensions past D are
+    absent: digit 0, score 0 (rank -1 for max).
+    """
+
+    def __init__(self, n_dims: int, bins: int):
+        self.n_dims = n_dims
+        self.bins = bins
+        self.base = bins + 1
+        self.digits = max(1, min(n_dims, int(math.log(_MAX_CODES_PER_GROUP) / math.log(self.base) + 1e-9)))
+        self.groups = -(-n_dims // self.digits)
+        self.cells = self.base**self.digits
+        self.code_dtype = torch.int16 if self.cells <= 2**15 else torch.int32
+        self.index_dtype = torch.int16 if self.base <= 2**15 else torch.int32
+
+    def _blocks(self):
+        """(digit j, first dim, last dim + 1) of each non-empty digit block."""
+        for j in range(self.digits):
+            lo, hi = j * self.groups, min((j + 1) * self.groups, self.n_dims)
+            if hi > lo:
+                yield j, lo, hi
+
+    def pack(self, idx: torch.Tensor, out: torch.Tensor) -> None:
+        """Codes [n, G] of bin indices [n, D], written into `out`."""
+        out.copy_(idx[:, : self.groups])
+        for j, lo, hi in self._blocks():
+            if j > 0:
+                out[:, : hi - lo].add_(idx[:, lo:hi], alpha=self.base**j)
+
+    def table(self, per_dim: torch.Tensor, fill: float, reduce) -> torch.Tensor:
+        """[G * cells] table of reduce(values of the code's digits), from per-dimension values [D, bins]."""
+        per_digit = torch.cat([per_dim, per_dim[:, -1:]], dim=1)  # digit `bins` is the last bin
+        table = None
+        for j in range(self.digits):
+            lo, hi = j * self.groups, min((j + 1) * self.groups, self.n_dims)
+            block = per_digit.new_full((self.groups, self.base), fill)
+            block[: max(hi - lo, 0)] = per_digit[lo:hi]
+            shape = [self.groups] + [1] * self.digits
+            shape[self.digits - j] = self.base  # codes are row-major over (digit p-1, ..., digit 0)
+            block = block.view(shape)
+            table = block if table is None else reduce(table, block)
+        return table.expand([self.groups] + [self.base] * self.digits).reshape(-1)
+
+    def marginals(self, joint: torch.Tensor) -> torch.Tensor:
+        """Per-dimension counts [D, bins] from the joint counts [G * cells] of each group's codes."""
+        joint = joint.view([self.groups] + [self.base] * self.digits)
+        counts = joint.new_zeros(self.n_dims, self.base)
+        for j, lo, hi in self._blocks():
+            others = [1 + a for a in range(self.digits) if a != self.digits - 1 - j]
+            counts[lo:hi] = (joint.sum(dim=others) if others else joint)[: hi - lo]
+        counts[:, -2] += counts[:, -1]
+        return counts[:, :-1]
+
+
+class _Block:
+    """Rows of the packed codes, with their int32 table indices (code + group offset) on demand."""
+
+    def __init__(self, codes: torch.Tensor, flat: torch.Tensor, group_offsets: torch.Tensor):
+        self.codes, self._flat, self._offsets = codes, flat, group_offsets
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def flat(self) -> torch.Tensor:
+        """Indices into the [G * cells] tables (bincount and embedding_bag take int32, not int16)."""
+        return torch.add(self.codes, self._offsets, out=self._flat)
+
+
+def _code_blocks(codes: torch.Tensor, chunk_rows: int, packing: _Packing):
+    """(first row, _Block) over the packed codes, _BLOCK_CHUNKS chunks at a time.
+
+    bincount and embedding_bag cost a fixed overhead per call (bincount first scans its input for
+    its min and max), so they take several chunks at once; a block's int32 indices need
+    _BLOCK_CHUNKS * G * 4 bytes per chunk row, about the float64 chunk buffer's 8 * D at G ~ D/3.
+    """
+    block_rows = min(chunk_rows * _BLOCK_CHUNKS, len(codes))
+    flat = torch.empty(block_rows, packing.groups, dtype=torch.int32, device=codes.device)
+    group_offsets = torch.arange(packing.groups, dtype=torch.int32, device=codes.device) * packing.cells
+    for start in range(0, len(codes), block_rows):
+        block_codes = codes[start : start + block_rows]
+        yield start, _Block(block_codes, flat[: len(block_codes)], group_offsets)
+
+
+def _scan(mu: torch.Tensor, bins: int, chunk_rows: int):
+    """Bin geometry (low, width), packing, packed codes [N, G] and joint code counts [G * cells]."""
     if mu.ndim != 2 or len(mu) == 0:
         raise ValueError(f"latents must be a non-empty [N, D] matrix, got shape {tuple(mu.shape)}")
     if bins < 2:
         raise ValueError(f"bins must be >= 2, got {bins}")
-    low = mu.min(dim=0).values
-    high = mu.max(dim=0).values
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+    n_rows, n_dims = mu.shape
+    device = mu.device
+    low_x, high_x = _min_max(mu, chunk_rows)
+    if not bool(torch.isfinite(low_x).all() & torch.isfinite(high_x).all()):
+        raise ValueError("latents contain NaN or infinite values")
+    low, high = low_x.to(torch.float64), high_x.to(torch.float64)
     # A constant dimension gets width 1 so every sample lands in bin 0 instead of dividing by 0.
     width = torch.where(high > low, (high - low) / bins, torch.ones_like(high))
-    n_dims = mu.shape[1]
-    offsets = torch.arange(n_dims, device=mu.device) * bins
-    counts = torch.zeros(n_dims * bins, dtype=torch.float64, device=mu.device)
-    for start in range(0, len(mu), chunk_rows):
-        idx = _bin_index(mu[start : start + chunk_rows], low, width, bins) + offsets
-        counts += torch.bincount(idx.flatten(), minlength=n_dims * bins).double()
-    return counts.view(n_dims, bins), low, width
+    reciprocal = _exact_reciprocal(low_x, high_x, low, width, bins)
+
+    packing = _Packing(n_dims, bins)
+    rows = min(chunk_rows, n_rows)
+    scaled = torch.empty(rows, n_dims, dtype=torch.float64, device=device)
+    idx = torch.empty(rows, n_dims, dtype=packing.index_dtype, device=device)
+    codes = torch.empty(n_rows, packing.groups, dtype=packing.code_dtype, device=device)
+    joint = torch.zeros(packing.groups * packing.cells, dtype=torch.int64, device=device)
+    for block_start, block in _code_blocks(codes, chunk_rows, packing):
+        block_end = block_start + len(block)
+        for start in range(block_start, block_end, chunk_rows):
+            chunk = mu[start : min(start + chunk_rows, block_end)]
+            q = scaled[: len(chunk)]
+            q.copy_(chunk).sub_(low)
+            if reciprocal is None:
+                q.div_(width)
+            else:
+                q.mul_(reciprocal)
+            # q >= 0, so the integer cast (truncation toward zero) is the floor.
+            i = idx[: len(chunk)]
+            i.copy_(q)
+            packing.pack(i, codes[start : start + len(chunk)])
+        joint += torch.bincount(block.flat().view(-1), minlength=len(joint))
+    return low, width, packing, codes, joint
+
+
+def histogram_counts(mu: torch.Tensor, bins: int, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-dimension bin counts [D, bins] and the bin geometry (low [D], width [D]) of latents [N, D].
+
+    All three are float64: sample x is in bin clip(floor((x - low) / width), 0, bins - 1), computed
+    in float64.
+    """
+    low, width, packing, _, joint = _scan(mu, bins, chunk_rows)
+    return packing.marginals(joint).double(), low, width
+
+
+def _split_columns(table: torch.Tensor, terms: int) -> torch.Tensor:
+    """float32 columns [cells, k] whose float64 sum is `table` [cells] (float64, finite).
+
+    embedding_bag adds `terms` table entries per row in float32. Each column but the last is what
+    is left of the table rounded to a grid of 2**-q, with q chosen so that any sum of `terms`
+    entries is an integer multiple of 2**-q below 2**24 in magnitude: float32 adds those exactly,
+    in any order. The last column keeps the remainder, small enough that float32's rounding of
+    its sums (at most about terms**2 * largest * 2**-24) stays below 1e-13.
+    """
+    columns = []
+    rest = table
+    while len(columns) < 3:
+        largest = float(rest.abs().max())
+        if largest == 0 or terms * terms * largest * 2.0**-24 < 1e-13:
+            break
+        q = math.floor(math.log2((2.0**24 / terms - 0.5) / largest))
+        column = torch.round(rest * 2.0**q) / 2.0**q
+        columns.append(column)
+        rest = rest - column
+    columns.append(rest)
+    return torch.stack(columns, dim=1).float()
 
 
 def histogram_log_weights(
@@ -59,20 +305,32 @@ def histogram_log_weights(
         raise ValueError(f"combine must be one of {COMBINATIONS}, got {combine!r}")
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
-    counts, low, width = histogram_counts(mu, bins, chunk_rows)
-    smoothed = counts / len(mu) + alpha
+    _, _, packing, codes, joint = _scan(mu, bins, chunk_rows)
+    n_rows, n_dims = mu.shape
+    smoothed = packing.marginals(joint).double() / n_rows + alpha
     # Per-dimension score of each bin, -log Q^_i(bin); empty bins (alpha = 0) get +inf but no
     # sample ever falls in an empty bin, so the scores looked up below stay finite.
     scores = -torch.log(smoothed / smoothed.sum(dim=1, keepdim=True))
-    flat_scores = scores.flatten()
-    offsets = torch.arange(mu.shape[1], device=mu.device) * bins
-    out = torch.empty(len(mu), dtype=torch.float64, device=mu.device)
-    for start in range(0, len(mu), chunk_rows):
-        per_dim = flat_scores[_bin_index(mu[start : start + chunk_rows], low, width, bins) + offsets]
-        if combine == "product":
-            out[start : start + chunk_rows] = per_dim.sum(dim=1)
-        elif combine == "geometric":
-            out[start : start + chunk_rows] = per_dim.mean(dim=1)
-        else:
-            out[start : start + chunk_rows] = per_dim.max(dim=1).values
+
+    if combine == "max":
+        # The max of a code's digits, then embedding_bag's max over a row's groups, taken on the
+        # scores' ranks (exact in float32); the winning rank reads the score back in float64.
+        values, ranks = torch.unique(scores, return_inverse=True)
+        table = packing.table(ranks.double(), -1.0, torch.maximum).reshape(-1, 1).float()
+        mode = "max"
+    else:
+        table = packing.table(scores, 0.0, torch.add)
+        # Codes that combine an empty bin's +inf never occur, so their entries are never read.
+        table = _split_columns(torch.where(torch.isfinite(table), table, torch.zeros_like(table)), packing.groups)
+        mode = "sum"
+
+    out = torch.empty(n_rows, dtype=torch.float64, device=mu.device)
+    for start, block in _code_blocks(codes, chunk_rows, packing):
+        looked_up = F.embedding_bag(block.flat(), table, mode=mode)
+        torch.sum(looked_up, dim=1, dtype=torch.float64, out=out[start : start + len(block)])
+
+    if combine == "max":
+        return values[out.long()]
+    if combine == "geometric":
+        out /= n_dims
     return out
