@@ -16,19 +16,16 @@ in chunks of rows, so memory stays at O(chunk x D) on top of the latents themsel
 How it runs at scale (1,000,000 x 100 latents; measurements in BENCHMARKS.md, "Density at scale"):
 
 - Bins are exactly those of the float64 formula, clip(floor((x - low) / width), 0, bins - 1)
-  with low and width in float64, evaluated chunk by chunk in a reused chunk x D float64 buffer.
-  Float32 arithmetic would be cheaper but moves samples that sit on a bin edge into the
-  neighbouring bin, a 1e-2 error in their geometric log-weight at 100 dimensions.
+  with low and width in float64, evaluated chunk by chunk in a reused chunk x D float64 buffer
+  (multiplying by a reciprocal checked to bin every possible value the same, see
+  `_exact_reciprocal`). Float32 arithmetic would be cheaper but moves samples that sit on a bin
+  edge into the neighbouring bin: a 1e-2 error in their geometric log-weight at 100 dimensions.
 - Three passes: min/max, bin indices + counts, scores. The second pass keeps the bin indices
   for the third, packed: the indices of p dimensions (p = 3 at 10 bins) form one small-int code
   per row and group, 0.7 bytes per latent value at 100 dimensions instead of 4. Counting is a
   `bincount` over the codes (each group's joint histogram, summed into per-dimension ones);
-  scoring is an `embedding_bag` that looks up each code's summed per-dimension scores and adds
-  a row's groups. Packing divides the elements these two touch by p; they were the costliest
-  steps, with the gather of per-dimension scores.
-- embedding_bag adds float32. The score table is split into float32 columns whose sums are exact
-  or nearly so (`_split_columns`), added in float64: the log-weights equal the float64 formula to
-  ~1e-13, not to float32's ~1e-5.
+  scoring gathers each code's summed (or max) per-dimension scores from a float64 table with
+  `index_select` and adds (or maxes) a row's groups. Packing divides the elements both touch by p.
 """
 
 from __future__ import annotations
@@ -36,20 +33,22 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 COMBINATIONS = ("product", "geometric", "max")
-# 2048 rows x 100 dimensions: the float64 chunk buffer (1.6 MB) stays near this CPU's 1 MB L2
-# cache. Much larger chunks fall out of cache; smaller ones pay more per-call overhead.
-DEFAULT_CHUNK_ROWS = 2048
+# 4096 rows x 100 dimensions: a 3.3 MB float64 chunk buffer, in this CPU's L2 + L3 cache. 1024 to
+# 8192 measured within noise of each other with one thread; larger chunks fall out of cache,
+# smaller ones pay more per-call overhead, and with two threads each op's OpenMP start costs.
+DEFAULT_CHUNK_ROWS = 4096
 
 # A packed group's code indexes tables of (bins + 1)**p entries (digit `bins` is a value at the
-# top edge, see _Packing). At most 4096 keeps the bincount counters and the score table in L2
-# (1331 entries x 34 groups x 3 float32 columns = 0.5 MB at 10 bins and 100 dimensions), and
-# packs 3 dimensions per code up to 15 bins, 2 up to 63.
+# top edge, see _Packing). At most 4096 keeps the bincount counters and the score table near L2
+# (1331 entries x 34 groups x 8 bytes = 0.36 MB at 10 bins and 100 dimensions) and packs 3
+# dimensions per code up to 15 bins, 2 up to 63; 4 per code (16384) measured slower.
 _MAX_CODES_PER_GROUP = 4096
-# Chunks per bincount / embedding_bag call (see _code_blocks).
-_BLOCK_CHUNKS = 8
+# Latent matrices from this many elements up multiply by a checked reciprocal and pack codes.
+_LARGE = 1 << 21
+# Chunks per bincount / index_select call (see _code_blocks).
+_BLOCK_CHUNKS = 4
 # Integer types of the same width, to order floating-point values by their bits.
 _SAME_WIDTH_INT = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}
 
@@ -137,14 +136,15 @@ class _Packing:
     is a contiguous column block of the index matrix; code = sum_j digit_j * (bins + 1)**j.
     A digit is floor((x - low) / width) before clipping, in [0, bins]: `bins` (x at the top edge)
     is counted and scored as the last bin, which saves clipping every index. Dimensions past D are
-    absent: digit 0, score 0 (rank -1 for max).
+    absent: digit 0, score 0 (-inf for max).
     """
 
-    def __init__(self, n_dims: int, bins: int):
+    def __init__(self, n_dims: int, bins: int, pack: bool):
         self.n_dims = n_dims
         self.bins = bins
         self.base = bins + 1
-        self.digits = max(1, min(n_dims, int(math.log(_MAX_CODES_PER_GROUP) / math.log(self.base) + 1e-9)))
+        most = int(math.log(_MAX_CODES_PER_GROUP) / math.log(self.base) + 1e-9)
+        self.digits = max(1, min(n_dims, most)) if pack else 1
         self.groups = -(-n_dims // self.digits)
         self.cells = self.base**self.digits
         self.code_dtype = torch.int16 if self.cells <= 2**15 else torch.int32
@@ -157,12 +157,18 @@ class _Packing:
             if hi > lo:
                 yield j, lo, hi
 
-    def pack(self, idx: torch.Tensor, out: torch.Tensor) -> None:
-        """Codes [n, G] of bin indices [n, D], written into `out`."""
-        out.copy_(idx[:, : self.groups])
-        for j, lo, hi in self._blocks():
-            if j > 0:
-                out[:, : hi - lo].add_(idx[:, lo:hi], alpha=self.base**j)
+    def pack(self, scaled: torch.Tensor, idx: torch.Tensor, out: torch.Tensor) -> None:
+        """Codes [n, G] of (x - low) / width [n, D] (float64, >= 0), written into `out`.
+
+        The integer casts truncate, which is the floor for non-negative values. Digit 0 is cast
+        straight into `out`; the other digits go through `idx` [n, D - G] first.
+        """
+        out.copy_(scaled[:, : self.groups])
+        if self.digits > 1:
+            idx.copy_(scaled[:, self.groups :])
+            for j, lo, hi in self._blocks():
+                if j > 0:
+                    out[:, : hi - lo].add_(idx[:, lo - self.groups : hi - self.groups], alpha=self.base**j)
 
     def table(self, per_dim: torch.Tensor, fill: float, reduce) -> torch.Tensor:
         """[G * cells] table of reduce(values of the code's digits), from per-dimension values [D, bins]."""
@@ -199,16 +205,17 @@ class _Block:
         return len(self.codes)
 
     def flat(self) -> torch.Tensor:
-        """Indices into the [G * cells] tables (bincount and embedding_bag take int32, not int16)."""
-        return torch.add(self.codes, self._offsets, out=self._flat)
+        """Indices into the [G * cells] tables (bincount and index_select take int32, not int16)."""
+        return self._flat.copy_(self.codes).add_(self._offsets)
 
 
 def _code_blocks(codes: torch.Tensor, chunk_rows: int, packing: _Packing):
     """(first row, _Block) over the packed codes, _BLOCK_CHUNKS chunks at a time.
 
-    bincount and embedding_bag cost a fixed overhead per call (bincount first scans its input for
-    its min and max), so they take several chunks at once; a block's int32 indices need
-    _BLOCK_CHUNKS * G * 4 bytes per chunk row, about the float64 chunk buffer's 8 * D at G ~ D/3.
+    bincount and the gathers cost a fixed overhead per call (bincount first scans its input for
+    its min and max), so they take several chunks at once. A block's int32 indices and gathered
+    float64 scores take _BLOCK_CHUNKS * G * 12 bytes per chunk row, twice the float64 chunk
+    buffer's 8 * D at G ~ D/3.
     """
     block_rows = min(chunk_rows * _BLOCK_CHUNKS, len(codes))
     flat = torch.empty(block_rows, packing.groups, dtype=torch.int32, device=codes.device)
@@ -234,12 +241,14 @@ def _scan(mu: torch.Tensor, bins: int, chunk_rows: int):
     low, high = low_x.to(torch.float64), high_x.to(torch.float64)
     # A constant dimension gets width 1 so every sample lands in bin 0 instead of dividing by 0.
     width = torch.where(high > low, (high - low) / bins, torch.ones_like(high))
-    reciprocal = _exact_reciprocal(low_x, high_x, low, width, bins)
-
-    packing = _Packing(n_dims, bins)
+    # Below _LARGE elements the fixed costs of the reciprocal's check and of the packed tables
+    # outweigh what they save, and division with one dimension per code is used.
+    large = n_rows * n_dims >= _LARGE
+    reciprocal = _exact_reciprocal(low_x, high_x, low, width, bins) if large else None
+    packing = _Packing(n_dims, bins, pack=large)
     rows = min(chunk_rows, n_rows)
     scaled = torch.empty(rows, n_dims, dtype=torch.float64, device=device)
-    idx = torch.empty(rows, n_dims, dtype=packing.index_dtype, device=device)
+    idx = torch.empty(rows, n_dims - packing.groups, dtype=packing.index_dtype, device=device)
     codes = torch.empty(n_rows, packing.groups, dtype=packing.code_dtype, device=device)
     joint = torch.zeros(packing.groups * packing.cells, dtype=torch.int64, device=device)
     for block_start, block in _code_blocks(codes, chunk_rows, packing):
@@ -253,9 +262,7 @@ def _scan(mu: torch.Tensor, bins: int, chunk_rows: int):
             else:
                 q.mul_(reciprocal)
             # q >= 0, so the integer cast (truncation toward zero) is the floor.
-            i = idx[: len(chunk)]
-            i.copy_(q)
-            packing.pack(i, codes[start : start + len(chunk)])
+            packing.pack(q, idx[: len(chunk)], codes[start : start + len(chunk)])
         joint += torch.bincount(block.flat().view(-1), minlength=len(joint))
     return low, width, packing, codes, joint
 
@@ -268,29 +275,6 @@ def histogram_counts(mu: torch.Tensor, bins: int, chunk_rows: int = DEFAULT_CHUN
     """
     low, width, packing, _, joint = _scan(mu, bins, chunk_rows)
     return packing.marginals(joint).double(), low, width
-
-
-def _split_columns(table: torch.Tensor, terms: int) -> torch.Tensor:
-    """float32 columns [cells, k] whose float64 sum is `table` [cells] (float64, finite).
-
-    embedding_bag adds `terms` table entries per row in float32. Each column but the last is what
-    is left of the table rounded to a grid of 2**-q, with q chosen so that any sum of `terms`
-    entries is an integer multiple of 2**-q below 2**24 in magnitude: float32 adds those exactly,
-    in any order. The last column keeps the remainder, small enough that float32's rounding of
-    its sums (at most about terms**2 * largest * 2**-24) stays below 1e-13.
-    """
-    columns = []
-    rest = table
-    while len(columns) < 3:
-        largest = float(rest.abs().max())
-        if largest == 0 or terms * terms * largest * 2.0**-24 < 1e-13:
-            break
-        q = math.floor(math.log2((2.0**24 / terms - 0.5) / largest))
-        column = torch.round(rest * 2.0**q) / 2.0**q
-        columns.append(column)
-        rest = rest - column
-    columns.append(rest)
-    return torch.stack(columns, dim=1).float()
 
 
 def histogram_log_weights(
@@ -312,25 +296,22 @@ def histogram_log_weights(
     # sample ever falls in an empty bin, so the scores looked up below stay finite.
     scores = -torch.log(smoothed / smoothed.sum(dim=1, keepdim=True))
 
+    # The score of each code of each group: the sum (or max) of its digits' per-dimension scores.
+    # Codes holding an empty bin's +inf never occur, so those entries are never read.
     if combine == "max":
-        # The max of a code's digits, then embedding_bag's max over a row's groups, taken on the
-        # scores' ranks (exact in float32); the winning rank reads the score back in float64.
-        values, ranks = torch.unique(scores, return_inverse=True)
-        table = packing.table(ranks.double(), -1.0, torch.maximum).reshape(-1, 1).float()
-        mode = "max"
+        table = packing.table(scores, -math.inf, torch.maximum)
     else:
         table = packing.table(scores, 0.0, torch.add)
-        # Codes that combine an empty bin's +inf never occur, so their entries are never read.
-        table = _split_columns(torch.where(torch.isfinite(table), table, torch.zeros_like(table)), packing.groups)
-        mode = "sum"
 
     out = torch.empty(n_rows, dtype=torch.float64, device=mu.device)
+    gathered = None
     for start, block in _code_blocks(codes, chunk_rows, packing):
-        looked_up = F.embedding_bag(block.flat(), table, mode=mode)
-        torch.sum(looked_up, dim=1, dtype=torch.float64, out=out[start : start + len(block)])
-
-    if combine == "max":
-        return values[out.long()]
+        if gathered is None:
+            gathered = torch.empty(len(block) * packing.groups, dtype=torch.float64, device=mu.device)
+        rows = len(block)
+        per_group = torch.index_select(table, 0, block.flat().view(-1), out=gathered[: rows * packing.groups])
+        reduce = torch.amax if combine == "max" else torch.sum
+        reduce(per_group.view(rows, packing.groups), dim=1, out=out[start : start + rows])
     if combine == "geometric":
         out /= n_dims
     return out
