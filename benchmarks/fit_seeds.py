@@ -44,7 +44,7 @@ def main() -> None:
             seconds = time.perf_counter() - start
         test = result["results"]["test"]
         rows.append({"seed": seed, "seconds": seconds, "ess": result["final_weights"]["ess"],
-                     **{f"{m}_{k}": test[m][k] for m in ("uniform", "dbvae") for k in ("accuracy", "worst_group_accuracy")}})
+                     **{f"{m}_{k}": test[m][k] for m in test for k in ("accuracy", "worst_group_accuracy")}})
         print(f"seed {seed}: {json.dumps({k: round(v, 4) for k, v in rows[-1].items()})}", flush=True)
 
     def stat(key: str) -> str:
@@ -54,7 +54,7 @@ def main() -> None:
 
     print(f"\nweighting: {weighting.to_dict()}, epochs {args.epochs}, seeds {args.seeds}")
     print(f"{'model':<10}{'accuracy %':>18}{'worst group %':>18}")
-    for m in ("uniform", "dbvae"):
+    for m in [m for m in ("uniform", "dbvae", "sampler", "oracle") if f"{m}_accuracy" in rows[0]]:
         print(f"{m:<10}{stat(m + '_accuracy'):>18}{stat(m + '_worst_group_accuracy'):>18}")
     gain = statistics.mean(100 * (r["dbvae_worst_group_accuracy"] - r["uniform_worst_group_accuracy"]) for r in rows)
     cost = statistics.mean(100 * (r["uniform_accuracy"] - r["dbvae_accuracy"]) for r in rows)

@@ -195,7 +195,7 @@ def test_damaged_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("args, needles", [
     (["--epochs", "3"], ["--epochs 3 (the run has 2)", "Drop those options"]),
-    (["--alpha", "0.5", "--combine", "max"], ["--alpha 0.5 (the run has 0.01)", "--combine max (the run has geometric)"]),
+    (["--alpha", "0.5", "--combine", "geometric"], ["--alpha 0.5 (the run has 0.001)", "--combine geometric (the run has max)"]),
     (["--limit", "10"], ["--limit 10 (the run has 48)"]),
     (["--cap", "3"], ["--cap 3 (the run has unset)"]),
     (["--out", "elsewhere"], ["drop --out elsewhere"]),

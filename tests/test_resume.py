@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import debias.fit
 from debias.cli import main
+from debias.weighting import WeightingSettings
 
 # --device cpu: the comparison with the uninterrupted fit needs deterministic kernels.
 ARGS = ["--limit", "120", "--epochs", "3", "--image-size", "32", "--latent-dim", "8", "--batch-size", "32",
@@ -132,7 +133,7 @@ def test_ctrl_c_keeps_the_last_checkpoint_and_resume_finishes(tmp_path, referenc
     monkeypatch.setattr(debias.fit._Trainer, "run_epoch", real_run_epoch)
 
     # Settings come from the run; repeating one of them is fine, changing one is refused.
-    refused = fit("--resume", out, "--epochs", "5", "--alpha", "0.01", "--quiet")
+    refused = fit("--resume", out, "--epochs", "5", "--alpha", str(WeightingSettings().alpha), "--quiet")
     assert refused.exit_code != 0 and "--epochs 5 (the run has 3)" in refused.output
     assert "--alpha" not in refused.output.split("but", 1)[1]
     result = fit("--resume", out, "--epochs", "3", "--device", "cpu", "--quiet")

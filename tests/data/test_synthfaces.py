@@ -145,7 +145,7 @@ def test_loader_returns_a_dataset_with_labels_ids_and_groups():
     dataset = load_synthfaces(n_train=64, n_valid=32, n_test=32, image_size=16, seed=2)
     assert dataset.name == "synthfaces"
     assert dataset.target == "face" and dataset.group_columns == ["subgroup"] and dataset.vae_on_all is False
-    assert dataset.info["n_train"] == 64 and dataset.info["rare_rate"] == 0.03
+    assert dataset.info["n_train"] == 64 and dataset.info["rare_rate"] == 0.01
     for name in ("train", "valid", "test"):
         split = dataset.split(name)
         np.testing.assert_array_equal(split.labels, split.attributes["face"].to_numpy())
