@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from debias.errors import UserError
 from debias.fit import FitConfig
-from debias.weighting import WeightingSettings
+from debias.weighting import AUTO, JOINT_METHODS, STRATEGIES, WeightingSettings
 
 
 def _user_errors(func):
@@ -42,6 +42,34 @@ def _user_errors(func):
 # The defaults of `debias fit` are those of the settings dataclasses, so they are stated once.
 _FIT = FitConfig()
 _WEIGHTING = WeightingSettings()
+_STRATEGY_CHOICES = [*STRATEGIES, AUTO]
+
+
+def parse_data_options(pairs: tuple[str, ...]) -> dict:
+    """`--data-option KEY=VALUE` pairs -> loader keyword options; numbers become int or float.
+
+        parse_data_options(("spurious=hat", "spurious_rate=0.9"))  # {"spurious": "hat", "spurious_rate": 0.9}
+    """
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key.isidentifier():
+            raise UserError(f"--data-option takes KEY=VALUE (for example spurious=hat), got {pair!r}")
+        value = value.strip()
+        for convert in (int, float):
+            try:
+                options[key] = convert(value)
+                break
+            except ValueError:
+                continue
+        else:
+            options[key] = {"true": True, "false": False, "none": None}.get(value.lower(), value)
+    return options
+
+
+def _names(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
 
 
 @click.group()
@@ -57,6 +85,8 @@ def main(debug: bool) -> None:
 @click.option("--target", default=None, help="Attribute to predict (CelebA; default Blond_Hair).")
 @click.option("--groups", default=None, help="Comma-separated attributes used only for evaluation (CelebA default: Male).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Use only the first N images of each split.")
+@click.option("--data-option", "data_option", multiple=True, metavar="KEY=VALUE",
+              help="A dataset option, repeatable (synthfaces: spurious=hat|dark, spurious_rate=0.95, n_train=..., rare_rate=...).")
 @click.option("--cache-dir", type=click.Path(), default=None, help="Decoded-image cache (default $DEBIAS_CACHE or ~/.cache/debias).")
 @click.option("--workers", type=click.IntRange(min=0), default=None, help="Image-decoding processes for the first pass (default: CPU count, at most 8).")
 @click.option("--vae-on", type=click.Choice(["all", "positives"]), default=None,
@@ -66,10 +96,27 @@ def main(debug: bool) -> None:
 @click.option("--lr", "learning_rate", type=float, default=_FIT.learning_rate, show_default=True, help="Adam learning rate.")
 @click.option("--latent-dim", type=int, default=_FIT.latent_dim, show_default=True)
 @click.option("--beta", type=float, default=_FIT.beta, show_default=True, help="Weight of the KL term.")
+@click.option("--weighting", type=click.Choice(_STRATEGY_CHOICES), default=_WEIGHTING.strategy, show_default=True,
+              help="Weighting strategy; auto trains a short run of each and keeps the best on validation.")
 @click.option("--alpha", type=float, default=_WEIGHTING.alpha, show_default=True, help="Histogram smoothing; 0 = uniform over latent space, large = no debiasing.")
 @click.option("--bins", type=int, default=_WEIGHTING.bins, show_default=True, help="Histogram bins per latent dimension.")
 @click.option("--combine", type=click.Choice(["geometric", "product", "max"]), default=_WEIGHTING.combine, show_default=True, help="How per-dimension densities combine.")
 @click.option("--cap", type=float, default=None, help="Largest weight, as a multiple of the mean weight.")
+@click.option("--errors-upweight", type=float, default=_WEIGHTING.errors_upweight, show_default=True,
+              help="errors strategies: weight of an early classifier's training error relative to a correct sample (JTT's lambda).")
+@click.option("--errors-epoch", type=int, default=_WEIGHTING.errors_epoch, show_default=True,
+              help="errors strategies: the uniform baseline's epoch whose training errors are upweighted.")
+@click.option("--joint-method", type=click.Choice(list(JOINT_METHODS)), default=_WEIGHTING.joint_method, show_default=True,
+              help="joint strategies: Gaussian mixture or k-nearest-neighbour density.")
+@click.option("--joint-dims", type=int, default=_WEIGHTING.joint_dims, show_default=True, help="joint strategies: principal directions of the latent means.")
+@click.option("--joint-components", type=int, default=_WEIGHTING.joint_components, show_default=True, help="joint strategies: mixture components per class.")
+@click.option("--knn-k", type=int, default=_WEIGHTING.knn_k, show_default=True, help="joint strategies: neighbours of the k-NN density.")
+@click.option("--joint-alpha", type=float, default=_WEIGHTING.joint_alpha, show_default=True,
+              help="joint strategies: smoothing, relative to the median density (bounds a weight near 1/alpha times a typical one).")
+@click.option("--auto-strategies", default=None, help="auto: comma-separated strategies to try (default: every strategy that reweights).")
+@click.option("--auto-epochs", type=int, default=_FIT.auto_epochs, show_default=True, help="auto: epochs of each candidate's short run.")
+@click.option("--val-groups", default=None, metavar="ATTR[,ATTR]",
+              help="auto: choose by worst-group accuracy over these attributes of the validation split (never used for training).")
 @click.option("--image-size", type=int, default=_FIT.image_size, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -82,8 +129,10 @@ def main(debug: bool) -> None:
               help="Continue the interrupted fit in run folder RUN from its last checkpoint, with its saved settings.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
-def fit(data, root, target, groups, limit, cache_dir, workers, vae_on, epochs, batch_size, learning_rate, latent_dim, beta, alpha, bins, combine,
-        cap, image_size, seed, device, models, write_report_too, out, overwrite, resume, quiet):
+def fit(data, root, target, groups, limit, data_option, cache_dir, workers, vae_on, epochs, batch_size, learning_rate, latent_dim, beta,
+        weighting, alpha, bins, combine, cap, errors_upweight, errors_epoch, joint_method, joint_dims, joint_components, knn_k,
+        joint_alpha, auto_strategies, auto_epochs, val_groups, image_size, seed, device, models, write_report_too, out, overwrite,
+        resume, quiet):
     """Train the DB-VAE with adaptive resampling and a uniform baseline; write weights.csv and predictions.
 
     A checkpoint is written after every epoch; after Ctrl-C or a crash, `debias fit --resume RUN`
@@ -92,17 +141,23 @@ def fit(data, root, target, groups, limit, cache_dir, workers, vae_on, epochs, b
     from debias.fit import FitConfig, resume_fit, run_fit
     from debias.weighting import WeightingSettings
 
-    data_options = {
-        "root": root, "target": target, "groups": groups, "limit": limit, "cache_dir": cache_dir, "workers": workers,
-    }
-    data_options = {k: v for k, v in data_options.items() if v is not None}
+    data_options = parse_data_options(data_option)
+    named = {"root": root, "target": target, "groups": groups, "limit": limit, "cache_dir": cache_dir, "workers": workers}
+    clash = sorted(k for k, v in named.items() if v is not None and k in data_options)
+    if clash:
+        raise UserError(f"--data-option {clash[0]}=... repeats --{clash[0].replace('_', '-')}; give it once")
+    data_options.update({k: v for k, v in named.items() if v is not None})
     if quiet:
         data_options["progress"] = False
     config = FitConfig(
         data=data, data_options=data_options, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         latent_dim=latent_dim, beta=beta, image_size=image_size, seed=seed, device=device, models=tuple(m.strip() for m in models.split(",") if m.strip()),
-        vae_on=vae_on,
-        weighting=WeightingSettings(bins=bins, alpha=alpha, combine=combine, cap=cap),
+        vae_on=vae_on, auto_strategies=_names(auto_strategies), auto_epochs=auto_epochs, val_groups=_names(val_groups),
+        weighting=WeightingSettings(
+            strategy=weighting, bins=bins, alpha=alpha, combine=combine, cap=cap, errors_upweight=errors_upweight,
+            errors_epoch=errors_epoch, joint_method=joint_method, joint_dims=joint_dims, joint_components=joint_components,
+            knn_k=knn_k, joint_alpha=joint_alpha,
+        ),
     )
     if resume is None:
         result = run_fit(config, out=out, overwrite=overwrite, progress=not quiet)
@@ -130,6 +185,16 @@ def format_summary(result: dict) -> str:
     for name, m in test.items():
         lines.append(f"{name:<12}{m['accuracy']:>10.3f}{m['worst_group_accuracy']:>13.3f}  {m['worst_group']}")
     w = result["final_weights"]
+    selection = result.get("weighting_selection")
+    if selection:
+        criterion = selection["criterion"]
+        lines += ["", f"--weighting auto chose {selection['chosen']} by validation {criterion.replace('_', ' ')}"
+                      + (f" over {','.join(selection['val_groups'])}" if selection["val_groups"] else "") + ":"]
+        for name, figures in selection["candidates"].items():
+            mark = "*" if name == selection["chosen"] else " "
+            lines.append(f" {mark} {name:<14}{figures[criterion]:>8.3f}   accuracy {figures['accuracy']:.3f}   ESS {figures['ess']:.2f}")
+    elif result.get("weighting_strategy"):
+        lines += ["", f"weighting: {result['weighting_strategy']}"]
     lines.append("")
     lines.append(f"weights.csv: ESS {w['ess']:.2f} of N, max/min weight ratio {w['max_min_ratio']:.1f}, {result['seconds']:.0f} s in all")
     return "\n".join(lines)
@@ -145,6 +210,7 @@ def datasets() -> None:
 
 @main.command("weights")
 @click.argument("run", type=click.Path(file_okay=False))
+@click.option("--weighting", type=click.Choice(list(STRATEGIES)), default=None, help="Weighting strategy (default: the fit's).")
 @click.option("--alpha", type=float, default=None, help="Histogram smoothing (default: the fit's).")
 @click.option("--bins", type=int, default=None, help="Histogram bins per latent dimension (default: the fit's).")
 @click.option("--combine", type=click.Choice(["geometric", "product", "max"]), default=None, help="How per-dimension densities combine (default: the fit's).")
@@ -153,11 +219,12 @@ def datasets() -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Output CSV (default: RUN/weights-alpha{A}-bins{B}-{combine}.csv).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file (the fit's weights.csv only when --out names it).")
 @_user_errors
-def weights_command(run, alpha, bins, combine, cap, no_cap, out, overwrite):
+def weights_command(run, weighting, alpha, bins, combine, cap, no_cap, out, overwrite):
     """Recompute weights from RUN's saved latents with other settings, without retraining."""
     from debias.reweight import reweight_run
 
-    result = reweight_run(run, alpha=alpha, bins=bins, combine=combine, cap=cap, no_cap=no_cap, out=out, overwrite=overwrite)
+    result = reweight_run(run, alpha=alpha, bins=bins, combine=combine, cap=cap, no_cap=no_cap, out=out, overwrite=overwrite,
+                          strategy=weighting)
     click.echo(format_reweight(result))
 
 
@@ -165,8 +232,9 @@ def format_reweight(result: dict) -> str:
     """What `debias weights` prints: the new file, its settings, ESS and max/min ratio beside the fit's."""
     s, new, old = result["settings"], result["stats"], result["fit_stats"]
     cap = "none" if s["cap"] is None else f"{s['cap']:g}"
+    how = f"alpha {s['alpha']:g}, bins {s['bins']}, combine {s['combine']}" if s.get("strategy", "histogram") == "histogram" else f"{s['strategy']}"
     return "\n".join([
-        f"Wrote {result['path']} ({result['rows']} rows): alpha {s['alpha']:g}, bins {s['bins']}, combine {s['combine']}, cap {cap}",
+        f"Wrote {result['path']} ({result['rows']} rows): {how}, cap {cap}",
         f"{'':<12}{'ESS of N':>10}{'max/min':>10}",
         f"{'new':<12}{new['ess']:>10.3f}{new['max_min_ratio']:>10.1f}",
         f"{'fit':<12}{old['ess']:>10.3f}{old['max_min_ratio']:>10.1f}",

@@ -8,6 +8,14 @@ The run directory (the contract other tools rely on):
   predictions_test.csv   test-split predictions of every model, with ids and ground-truth attributes
   predictions_valid.csv  the same on the validation split
   history.csv            one row per model and epoch: losses, accuracies, weight statistics
+  early_probs.npy        (strategies that use errors) the uniform baseline's P(label = 1) on the
+                         training split after epoch `errors_epoch`, rows as in weights.csv
+
+Weighting strategies (debias.weighting) that use the early classifier's errors read them from the
+uniform baseline, which is then always trained. `--weighting auto` (debias.selection) trains one
+short DB-VAE run per candidate strategy after the uniform baseline and before the DB-VAE, and keeps
+the one with the best validation figure; the choice and every candidate's figures go into
+config.json ("weighting_selection") and the checkpoint.
 
 Fits are resumable. config.json is written with "status": "running" once the dataset is loaded,
 and checkpoint.pt after every epoch of every model (see `checkpoint_state` for its keys);
@@ -15,7 +23,8 @@ config.json gets its results, and "status": "complete", last of all. `resume_fit
 --resume RUN`) continues from the checkpoint with the saved settings and ends with the same files
 an uninterrupted fit writes: the global torch RNG state is saved with each checkpoint and every
 epoch's draw is seeded by (seed, epoch, model), so on the same device the resumed fit repeats the
-uninterrupted one exactly.
+uninterrupted one exactly. An auto fit interrupted during its candidate runs (which keep no
+checkpoint of their own) starts the candidate phase again on resume, with the same result.
 """
 
 from __future__ import annotations
@@ -45,13 +54,15 @@ from debias.report.metrics import accuracy_by_group, group_labels
 from debias.run_dir import RUN_FORMAT_VERSION, check_format_version, read_run_config
 from debias.sampling import epoch_generator, uniform_indices, weighted_indices
 from debias.train import UInt8ImageDataset, encode_all, iterate_batches, predict_proba, train_one_epoch
+from debias.selection import DEFAULT_CANDIDATES, WORST_CLASS, WORST_GROUP, choose, validation_figures
 from debias.weights import SampleWeights
-from debias.weighting import WeightingSettings, training_weights, validate, weight_summary
+from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_errors, training_weights, validate, weight_summary
 
 MODELS = ("uniform", "dbvae", "sampler", "oracle")
 CHECKPOINT = "checkpoint.pt"
 CONFIG = "config.json"
 RUN_FILES = (CHECKPOINT, CONFIG, "weights.csv", "latents.npy", "predictions_test.csv", "predictions_valid.csv", "history.csv")
+EARLY_PROBS = "early_probs.npy"  # only with strategies that use errors
 REPORT_FILES = ("report.html", "report.json")  # written by `debias fit --report` or `debias report`
 # Dataset options that change how data is read, never which data: a resumed fit may use others.
 RUNTIME_DATA_OPTIONS = ("cache_dir", "workers", "progress")
@@ -83,13 +94,34 @@ class FitConfig:
     # "all", "positives" or None (the dataset's own choice): which samples the VAE terms train on.
     vae_on: str | None = None
     eval_batch_size: int = 512
+    # --weighting auto: the strategies tried (empty: debias.selection.DEFAULT_CANDIDATES), the
+    # epochs of each short run, and the validation attributes that define groups for the choice
+    # (empty: choose by worst-class accuracy). Two epochs: enough for the weights to have moved
+    # the model (the first epoch of a DB-VAE draws by the weights of an untrained encoder).
+    auto_strategies: tuple[str, ...] = ()
+    auto_epochs: int = 2
+    val_groups: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """Plain nested dict for config.json."""
         d = asdict(self)
         d["weighting"] = self.weighting.to_dict()
         d["models"] = list(self.models)
+        d["auto_strategies"] = list(self.auto_strategies)
+        d["val_groups"] = list(self.val_groups)
         return d
+
+    @property
+    def candidates(self) -> tuple[str, ...]:
+        """The strategies `--weighting auto` tries."""
+        return tuple(self.auto_strategies) or DEFAULT_CANDIDATES
+
+    @property
+    def uses_errors(self) -> bool:
+        """Whether some strategy of this fit (the chosen one, or any auto candidate) reads the early errors."""
+        if self.weighting.strategy == AUTO:
+            return any(needs_errors(name) for name in self.candidates)
+        return needs_errors(self.weighting.strategy)
 
     @classmethod
     def from_dict(cls, settings: dict) -> FitConfig:
@@ -101,8 +133,9 @@ class FitConfig:
             raise ValueError(f"unknown settings {', '.join(unknown)}")
         if "weighting" in d:
             d["weighting"] = WeightingSettings(**d["weighting"])
-        if "models" in d:
-            d["models"] = tuple(d["models"])
+        for key in ("models", "auto_strategies", "val_groups"):
+            if key in d:
+                d[key] = tuple(d[key])
         if "data_options" in d:
             d["data_options"] = dict(d["data_options"])
         return cls(**d)
@@ -161,9 +194,26 @@ def check_config(config: FitConfig) -> None:
         problems.append(f"--bins must be >= 2 (one bin cannot tell rare from common), got {weighting.bins}")
     if weighting.cap is not None and weighting.cap < 1:
         problems.append(f"--cap must be >= 1 (a multiple of the mean weight), got {weighting.cap}")
+    auto = weighting.strategy == AUTO
+    if auto:
+        bad = [name for name in config.auto_strategies if name not in STRATEGIES]
+        if bad:
+            problems.append(f"--auto-strategies: unknown strategy {', '.join(bad)}; choose from {', '.join(STRATEGIES)}")
+        if config.auto_epochs < 1:
+            problems.append(f"--auto-epochs must be >= 1, got {config.auto_epochs}")
+    else:
+        if config.auto_strategies:
+            problems.append("--auto-strategies only applies to --weighting auto")
+        if config.val_groups:
+            problems.append("--val-groups only applies to --weighting auto (it chooses the strategy); drop it or add --weighting auto")
+    if config.uses_errors and isinstance(weighting.errors_epoch, int) and weighting.errors_epoch > config.epochs:
+        problems.append(
+            f"--errors-epoch {weighting.errors_epoch} is after the last epoch ({config.epochs}) of the uniform baseline whose "
+            "errors it reads; lower it or raise --epochs"
+        )
     if not problems:
         try:
-            validate(weighting)
+            validate(weighting, allow_auto=True)
         except ValueError as exc:
             problems.append(str(exc))
     if problems:
@@ -291,8 +341,9 @@ class _Trainer:
              group labels, which debias itself never does)
     """
 
-    def __init__(self, name: str, dataset: Dataset, config: FitConfig, device: torch.device):
+    def __init__(self, name: str, dataset: Dataset, config: FitConfig, device: torch.device, label: str | None = None):
         self.name, self.dataset, self.config, self.device = name, dataset, config, device
+        self.label = label or name  # shown on the progress bar
         self.amp = config.amp and device.type == "cuda"
         torch.manual_seed(config.seed)
         if name == "dbvae":
@@ -307,17 +358,23 @@ class _Trainer:
         self.log_density: torch.Tensor | None = None
         self.latents: torch.Tensor | None = None
         self.weights_file: Path | None = None
+        # The DB-VAE's strategy (an auto fit sets the chosen one before training it) and the early
+        # classifier's P(label = 1) on the training split, for the strategies that use errors.
+        self.weighting: WeightingSettings = config.weighting
+        self.early_probs: np.ndarray | None = None
         if name == "oracle":
             self.weights = group_balanced_weights(dataset.train, dataset.group_columns)
 
     def refresh_weights(self) -> dict[str, float]:
-        """DB-VAE weights from the latents of the current model on the whole training split."""
+        """DB-VAE weights from the latents of the current model on the whole training split (and the early errors)."""
         train = self.dataset.train
         self.latents = encode_all(self.model, train.images, self.config.eval_batch_size, self.device, self.amp)
         if not torch.isfinite(self.latents).all():
             raise NonFiniteLoss(f"the {self.name} model's latent means are not finite")
         labels = torch.tensor(train.labels)
-        self.weights, score = training_weights(self.latents, labels, self.config.weighting, self.dataset.vae_on_all)
+        if self.weighting.strategy == AUTO:
+            raise RuntimeError("the weighting strategy of an auto fit must be chosen before the DB-VAE trains")
+        self.weights, score = training_weights(self.latents, labels, self.weighting, self.dataset.vae_on_all, self.early_probs)
         self.log_density = -score
         return weight_summary(self.weights)
 
@@ -370,7 +427,7 @@ class _Trainer:
             return []
         steps = len(epochs) * -(-len(self.dataset.train) // self.config.batch_size)
         rows = []
-        with tqdm(total=steps, desc=f"{self.name:>7}", unit="batch", disable=not progress) as bar:
+        with tqdm(total=steps, desc=f"{self.label:>7}", unit="batch", disable=not progress) as bar:
             for epoch in epochs:
                 rows.append(self.run_epoch(epoch, bar))
                 if after_epoch is not None:
@@ -407,6 +464,8 @@ def checkpoint_state(
     fingerprint: str,
     seconds: float,
     complete: bool,
+    early_probs: np.ndarray | None = None,
+    selection: dict | None = None,
 ) -> dict:
     """The contents of checkpoint.pt: tensors and plain types only, so torch.load(weights_only=True) reads it.
 
@@ -421,10 +480,13 @@ def checkpoint_state(
     history         the history.csv rows so far, as dicts of str/int/float
     rng             {"torch": torch.get_rng_state(), "cuda": [per-GPU states] or []}
     seconds         training time so far, over every session of the fit
+    early_probs     (only once known) float64 tensor [N]: the uniform baseline's P(label = 1) on the
+                    training split after epoch `errors_epoch`, for strategies that use errors
+    weighting_selection  (only for auto fits, once chosen) the selection record as a JSON string
     """
     saved = [name for name, t in trainers.items() if complete or epochs_done.get(name, 0) > 0]
     cuda = any(t.device.type == "cuda" for t in trainers.values())
-    return {
+    state = {
         "format_version": RUN_FORMAT_VERSION,
         "debias_version": __version__,
         "settings": json.dumps(config.to_dict(), default=str),
@@ -437,6 +499,11 @@ def checkpoint_state(
         "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if cuda else []},
         "seconds": float(seconds),
     }
+    if early_probs is not None:
+        state["early_probs"] = torch.as_tensor(np.asarray(early_probs, dtype=np.float64))
+    if selection is not None:
+        state["weighting_selection"] = json.dumps(selection)
+    return state
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -458,6 +525,51 @@ def load_checkpoint(path: str | Path) -> dict:
     return state
 
 
+def train_candidate(strategy: str, dataset: Dataset, config: FitConfig, device: torch.device,
+                    early_probs: np.ndarray | None, progress: bool) -> tuple[np.ndarray, dict]:
+    """One short run of `--weighting auto`: a fresh DB-VAE trained `config.auto_epochs` epochs with
+    `strategy`'s weights, as the fit's DB-VAE would be. Returns its P(label = 1) on the validation
+    split and the weight_summary of the last weights it drew by."""
+    short = replace(config, epochs=config.auto_epochs, weighting=replace(config.weighting, strategy=strategy))
+    trainer = _Trainer("dbvae", dataset, short, device, label=strategy)
+    trainer.early_probs = early_probs
+    trainer.train(progress)
+    probs = predict_proba(trainer.model, dataset.valid.images, config.eval_batch_size, device, trainer.amp)
+    return probs, weight_summary(trainer.weights)
+
+
+def select_strategy(dataset: Dataset, config: FitConfig, device: torch.device, early_probs: np.ndarray | None,
+                    progress: bool) -> dict:
+    """Run every candidate strategy briefly and choose by validation figures (debias.selection).
+
+    Returns the record written to config.json as "weighting_selection": criterion, val_groups,
+    epochs, chosen, and per candidate its validation figures, ESS, max/min weight ratio and seconds.
+    The global torch RNG is restored afterwards, so the fit's DB-VAE trains exactly as it would
+    with `--weighting CHOSEN`.
+    """
+    rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+    valid = dataset.valid
+    criterion = WORST_GROUP if config.val_groups else WORST_CLASS
+    candidates = {}
+    for strategy in config.candidates:
+        start = time.perf_counter()
+        probs, stats = train_candidate(strategy, dataset, config, device, early_probs, progress)
+        figures = validation_figures(valid.labels, probs, valid.attributes, config.val_groups)
+        figures.update(ess=stats["ess"], max_min_ratio=stats["max_min_ratio"], seconds=time.perf_counter() - start)
+        candidates[strategy] = figures
+    torch.set_rng_state(rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state_all(cuda_rng)
+    return {
+        "criterion": criterion,
+        "val_groups": list(config.val_groups),
+        "epochs": config.auto_epochs,
+        "chosen": choose(candidates, criterion),
+        "candidates": candidates,
+    }
+
+
 class _Fit:
     """One fit into a run folder, new or resumed: trains what is left, checkpointing every epoch."""
 
@@ -473,6 +585,14 @@ class _Fit:
         self.started = time.perf_counter()
         self.trainers: dict[str, _Trainer] = {}
         self.fingerprint = ""
+        self.dataset: Dataset | None = None
+        self.early_probs: np.ndarray | None = None
+        self.selection: dict | None = None
+        if checkpoint is not None:
+            if "early_probs" in checkpoint:
+                self.early_probs = checkpoint["early_probs"].double().numpy()
+            if "weighting_selection" in checkpoint:
+                self.selection = json.loads(checkpoint["weighting_selection"])
         # Whether the run folder describes this fit yet (config.json written by it, or a resumed run).
         self.resumable = resumed
 
@@ -514,7 +634,7 @@ class _Fit:
         return f"{kept} Continue with: debias fit --resume {self.run_dir}"
 
     def _config_record(self, dataset: Dataset | None = None, status: str = "running") -> dict:
-        record = {
+        record: dict = {
             "format_version": RUN_FORMAT_VERSION,
             "debias_version": __version__,
             "status": status,
@@ -533,7 +653,16 @@ class _Fit:
                 "sizes": {s: len(dataset.split(s)) for s in ("train", "valid", "test")},
                 "info": dataset.info,
             }
+        if self.selection is not None:
+            record["weighting_selection"] = self.selection
         return record
+
+    def resolved_weighting(self) -> WeightingSettings:
+        """The DB-VAE's weighting settings: the configured ones, with auto replaced by its choice."""
+        weighting = self.config.weighting
+        if weighting.strategy == AUTO:
+            return replace(weighting, strategy=self.selection["chosen"])
+        return weighting
 
     def _seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.started
@@ -546,6 +675,13 @@ class _Fit:
             dataset.vae_on_all = config.vae_on == "all"
         if dataset.train.image_size != config.image_size:
             raise UserError(f"dataset images are {dataset.train.image_size}px but --image-size is {config.image_size}")
+        missing = [name for name in config.val_groups if name not in dataset.valid.attributes.columns]
+        if missing:
+            known = ", ".join(map(str, dataset.valid.attributes.columns)) or "none"
+            raise UserError(
+                f"--val-groups: the validation split of {dataset.name} has no attribute {', '.join(missing)}; "
+                f"its attributes are: {known}"
+            )
         self.fingerprint = dataset_fingerprint(dataset)
         if self.checkpoint is not None and self.checkpoint["dataset"] != self.fingerprint:
             raise UserError(
@@ -574,11 +710,17 @@ class _Fit:
             torch.cuda.set_rng_state_all(cuda_states)
 
     def _save_checkpoint(self, complete: bool = False) -> None:
-        state = checkpoint_state(self.config, self.trainers, self.done, self.history, self.fingerprint, self._seconds(), complete)
+        state = checkpoint_state(self.config, self.trainers, self.done, self.history, self.fingerprint, self._seconds(), complete,
+                                 self.early_probs, self.selection)
         io.write_torch(self.run_dir / CHECKPOINT, state)
         self.saved_done = dict(self.done)
 
     def _after_epoch(self, name: str, epoch: int, row: dict) -> None:
+        if name == "uniform" and self.config.uses_errors and epoch == self.config.weighting.errors_epoch:
+            # The early-stopped classifier of JTT: the uniform baseline as it is after this epoch.
+            trainer = self.trainers[name]
+            train = self.dataset.train
+            self.early_probs = predict_proba(trainer.model, train.images, self.config.eval_batch_size, self.device, trainer.amp)
         self.history.append(row)
         self.done[name] = epoch
         self._save_checkpoint()
@@ -590,25 +732,39 @@ class _Fit:
     def _run(self) -> dict:
         config, run_dir, device = self.config, self.run_dir, self.device
         dataset = self._load_dataset()
+        self.dataset = dataset
         if self.checkpoint is None:
             # A new fit (--overwrite) first removes the files of the run it replaces: a stale
             # checkpoint.pt beside the new config.json would make --resume continue the old run.
-            for name in (*RUN_FILES, *REPORT_FILES):
+            for name in (*RUN_FILES, EARLY_PROBS, *REPORT_FILES):
                 (run_dir / name).unlink(missing_ok=True)
         io.write_json(run_dir / CONFIG, self._config_record(dataset, status="running"))
         self.resumable = True
 
-        # The DB-VAE is always trained: its latents make weights.csv.
-        names = [m for m in MODELS if m == "dbvae" or (m in config.models and (m != "oracle" or dataset.group_columns))]
+        # The DB-VAE is always trained: its latents make weights.csv. Strategies that use errors
+        # read them from the uniform baseline, so it is trained for them even when not asked for.
+        names = [m for m in MODELS if m == "dbvae" or (m == "uniform" and config.uses_errors)
+                 or (m in config.models and (m != "oracle" or dataset.group_columns))]
         self.trainers = {name: _Trainer(name, dataset, config, device) for name in names}
         self.done = {name: 0 for name in names}
         if self.checkpoint is not None:
             self._restore(self.checkpoint)
-        for name in ("uniform", "dbvae"):
-            self._train(name)
+        self._train("uniform")
+        if config.uses_errors and self.early_probs is None:
+            raise UserError(
+                f"{self.run_dir / CHECKPOINT} lacks the early classifier's predictions that the weighting strategy needs; "
+                "start a new fit with --out NEW_FOLDER"
+            )
+        if config.weighting.strategy == AUTO and self.selection is None:
+            self.selection = select_strategy(dataset, config, device, self.early_probs, self.progress)
+            self._save_checkpoint()
+            io.write_json(run_dir / CONFIG, self._config_record(dataset, status="running"))
+        dbvae = self.trainers["dbvae"]
+        dbvae.weighting = self.resolved_weighting()
+        dbvae.early_probs = self.early_probs
+        self._train("dbvae")
 
         # Recomputed even on a resumed fit: it is a deterministic function of the final DB-VAE.
-        dbvae = self.trainers["dbvae"]
         final_stats = dbvae.refresh_weights()  # the weights shipped are those of the final model
         train = dataset.train
         io.write_csv(
@@ -621,6 +777,8 @@ class _Fit:
             }),
         )
         io.write_npy(run_dir / "latents.npy", dbvae.latents.cpu().numpy().astype(np.float32))
+        if self.early_probs is not None:
+            io.write_npy(run_dir / EARLY_PROBS, np.asarray(self.early_probs, dtype=np.float64))
         for name in ("sampler", "oracle"):
             if name in self.trainers:
                 self.trainers[name].weights_file = run_dir / "weights.csv"
@@ -637,7 +795,7 @@ class _Fit:
         io.write_csv(run_dir / "history.csv", pd.DataFrame(self.history))
         self._save_checkpoint(complete=True)
         summary = self._config_record(dataset, status="complete")
-        summary.update(final_weights=final_stats, results=results, seconds=self._seconds())
+        summary.update(weighting_strategy=dbvae.weighting.strategy, final_weights=final_stats, results=results, seconds=self._seconds())
         io.write_json(run_dir / CONFIG, summary)  # last: a config.json with results means the run is complete
         summary["run_dir"] = str(run_dir)
         return summary
@@ -684,6 +842,7 @@ RESUME_CHECKED: dict[str, tuple[str, Callable[[FitConfig], object]]] = {
     "target": ("--target", lambda c: c.data_options.get("target")),
     "groups": ("--groups", lambda c: parse_names(c.data_options.get("groups")) or None),
     "limit": ("--limit", lambda c: c.data_options.get("limit")),
+    "data_option": ("--data-option", lambda c: _other_data_options(c.data_options)),
     "vae_on": ("--vae-on", lambda c: c.vae_on),
     "epochs": ("--epochs", lambda c: c.epochs),
     "batch_size": ("--batch-size", lambda c: c.batch_size),
@@ -694,10 +853,30 @@ RESUME_CHECKED: dict[str, tuple[str, Callable[[FitConfig], object]]] = {
     "bins": ("--bins", lambda c: c.weighting.bins),
     "combine": ("--combine", lambda c: c.weighting.combine),
     "cap": ("--cap", lambda c: c.weighting.cap),
+    "weighting": ("--weighting", lambda c: c.weighting.strategy),
+    "errors_upweight": ("--errors-upweight", lambda c: c.weighting.errors_upweight),
+    "errors_epoch": ("--errors-epoch", lambda c: c.weighting.errors_epoch),
+    "joint_method": ("--joint-method", lambda c: c.weighting.joint_method),
+    "joint_dims": ("--joint-dims", lambda c: c.weighting.joint_dims),
+    "joint_components": ("--joint-components", lambda c: c.weighting.joint_components),
+    "knn_k": ("--knn-k", lambda c: c.weighting.knn_k),
+    "joint_alpha": ("--joint-alpha", lambda c: c.weighting.joint_alpha),
+    "auto_strategies": ("--auto-strategies", lambda c: tuple(c.auto_strategies)),
+    "auto_epochs": ("--auto-epochs", lambda c: c.auto_epochs),
+    "val_groups": ("--val-groups", lambda c: tuple(c.val_groups)),
     "image_size": ("--image-size", lambda c: c.image_size),
     "seed": ("--seed", lambda c: c.seed),
     "models": ("--models", lambda c: _model_names(c.models)),
 }
+
+
+# Data options with a flag of their own (or that only change how data is read).
+_NAMED_DATA_OPTIONS = ("root", "target", "groups", "limit", *RUNTIME_DATA_OPTIONS)
+
+
+def _other_data_options(options: dict) -> dict:
+    """The options given by --data-option KEY=VALUE."""
+    return {k: v for k, v in sorted(options.items()) if k not in _NAMED_DATA_OPTIONS}
 
 
 def _shown(value) -> str:
@@ -705,6 +884,8 @@ def _shown(value) -> str:
         return "unset"
     if isinstance(value, (list, tuple)):
         return ",".join(map(str, value))
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items()) or "none"
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

@@ -20,17 +20,21 @@ import torch
 from debias.run_dir import read_run_config
 from debias import io
 from debias.errors import UserError
-from debias.weighting import WeightingSettings, training_weights, validate, weight_summary
+from debias.weighting import AUTO, WeightingSettings, needs_errors, training_weights, validate, weight_summary
 from debias.weights import read_weights_frame, write_weights
 
 # Files of the run-directory contract that a new weights file must never replace.
 PROTECTED_RUN_FILES = frozenset(
-    {"config.json", "latents.npy", "checkpoint.pt", "history.csv", "predictions_test.csv", "predictions_valid.csv"}
+    {"config.json", "latents.npy", "checkpoint.pt", "history.csv", "predictions_test.csv", "predictions_valid.csv", "early_probs.npy"}
 )
 
 
 def default_output_name(settings: WeightingSettings) -> str:
-    """weights-alpha{A}-bins{B}-{combine}[-cap{C}].csv, e.g. weights-alpha0.01-bins10-geometric.csv."""
+    """weights-alpha{A}-bins{B}-{combine}[-cap{C}].csv, e.g. weights-alpha0.01-bins10-geometric.csv
+    (other strategies than histogram: weights-{strategy}[-cap{C}].csv)."""
+    if settings.strategy != "histogram":
+        name = "weights-" + settings.strategy.replace("+", "-")
+        return name + (f"-cap{settings.cap:g}" if settings.cap is not None else "") + ".csv"
     name = f"weights-alpha{settings.alpha:g}-bins{settings.bins}-{settings.combine}"
     if settings.cap is not None:
         name += f"-cap{settings.cap:g}"
@@ -49,7 +53,13 @@ def _fit_settings(config: dict, path: Path) -> tuple[WeightingSettings, bool]:
         raise UserError(f"{path} has no dataset.vae_on_all; it was not written by `debias fit`") from None
     if not isinstance(vae_on_all, bool):
         raise UserError(f"{path}: dataset.vae_on_all must be true or false, got {vae_on_all!r}")
-    saved = (config.get("settings") or {}).get("weighting") or {}
+    saved = dict((config.get("settings") or {}).get("weighting") or {})
+    if saved.get("strategy") == AUTO:
+        # An auto fit's weights.csv comes from the strategy it chose.
+        chosen = config.get("weighting_strategy") or (config.get("weighting_selection") or {}).get("chosen")
+        if chosen is None:
+            raise UserError(f"{path}: the fit chose its weighting strategy by measurement but did not record the choice; re-run `debias fit`")
+        saved["strategy"] = chosen
     known = set(WeightingSettings.__dataclass_fields__)
     return WeightingSettings(**{k: v for k, v in saved.items() if k in known}), vae_on_all
 
@@ -79,6 +89,7 @@ def reweight_run(
     no_cap: bool = False,
     out: str | os.PathLike | None = None,
     overwrite: bool = False,
+    strategy: str | None = None,
 ) -> dict:
     """Recompute a run's weights from its latents.npy with other settings; write them; return a summary.
 
@@ -86,8 +97,9 @@ def reweight_run(
         print(result["path"], result["stats"]["ess"])      # runs/x/weights-alpha0.1-bins20-geometric.csv
         SampleWeights.load(result["path"])                  # ready for a pipeline
 
-    Settings left as None are the fit's (config.json's settings.weighting); `no_cap` drops a cap the
-    fit used. Scoring follows dataset.vae_on_all exactly as in the fit (face detection: only faces
+    Settings left as None are the fit's (config.json's settings.weighting; an auto fit's chosen
+    strategy); `no_cap` drops a cap the fit used. `strategy` picks another weighting strategy
+    (strategies that use errors read the run's early_probs.npy). Scoring follows dataset.vae_on_all exactly as in the fit (face detection: only faces
     are scored, non-faces keep weight 1). The output has weights.csv's columns and is written
     atomically, by default to RUN/weights-alpha{A}-bins{B}-{combine}.csv; the fit's own weights.csv
     is replaced only when `out` names it and `overwrite` is set. The returned summary is also
@@ -106,7 +118,8 @@ def reweight_run(
     fit_settings, vae_on_all = _fit_settings(read_run_config(run_dir), config_path)
     if cap is not None and no_cap:
         raise UserError("pass either --cap or --no-cap, not both")
-    overrides = {k: v for k, v in {"alpha": alpha, "bins": bins, "combine": combine, "cap": cap}.items() if v is not None}
+    overrides = {k: v for k, v in {"alpha": alpha, "bins": bins, "combine": combine, "cap": cap, "strategy": strategy}.items()
+                 if v is not None}
     if no_cap:
         overrides["cap"] = None
     settings = replace(fit_settings, **overrides)
@@ -136,8 +149,23 @@ def reweight_run(
         raise UserError(f"{run_dir / 'weights.csv'}: the `label` column must hold 0 or 1 in every row")
     labels = labels.astype(np.int64)
 
+    early_probs = None
+    if needs_errors(settings.strategy):
+        early_path = run_dir / "early_probs.npy"
+        if not early_path.is_file():
+            raise UserError(
+                f"the {settings.strategy} weighting needs the early classifier's predictions, {early_path}, which this run lacks; "
+                "re-run `debias fit` with that strategy"
+            )
+        try:
+            early_probs = np.load(early_path, allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise UserError(f"cannot read {early_path} ({exc}); the run folder is damaged") from None
+        if early_probs.shape != (len(frame),) or not np.isfinite(early_probs).all():
+            raise UserError(f"{early_path} must hold one finite probability per weights.csv row; the run folder is damaged")
+
     target = _resolve_output(run_dir, out, settings, overwrite)
-    weights, score = training_weights(torch.from_numpy(latents), torch.from_numpy(labels), settings, vae_on_all)
+    weights, score = training_weights(torch.from_numpy(latents), torch.from_numpy(labels), settings, vae_on_all, early_probs)
     write_weights(target, frame["sample_id"].to_numpy(), weights.numpy(), log_density=(-score).numpy(), labels=labels)
     result = {
         "path": str(target),

@@ -8,7 +8,7 @@ from debias.data.cache import resolve_cache_dir
 # Example command lines for registered names; a name not listed here gets a plain `--data NAME`.
 EXAMPLES = {
     "celeba": "debias fit --data celeba --root ~/data/celeba --target Blond_Hair --groups Male",
-    "synthfaces": "debias fit --data synthfaces",
+    "synthfaces": "debias fit --data synthfaces   (a rare combination: --data-option spurious=hat, target glasses)",
 }
 
 

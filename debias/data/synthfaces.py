@@ -25,6 +25,16 @@ at scrambled positions, a single eye, hair-like caps, shoulders) so that no part
 gives the answer. Validation and test splits are balanced (the four face subgroups in equal
 numbers), so worst-subgroup accuracy there measures whether training found the rare faces.
 
+Spurious mode (`spurious="hat"` or `"dark"`) turns the dataset into an attribute task where a
+common trait stands in for the target, as blond hair and gender do in CelebA. Every image is a
+face; the label is `glasses`. In training the spurious attribute agrees with the label in
+`spurious_rate` of the faces (95% by default): most bespectacled faces wear a hat, most others do
+not, so "hat" is a shortcut to "glasses" that is both common and easier to see. The two rare cells
+(glasses without a hat, a hat without glasses) are combinations of two common values: each trait
+on its own is seen in half the faces. Validation and test hold the four cells in equal numbers.
+The other of the two traits (dark skin when the spurious one is the hat, and the reverse) appears
+in a quarter of the faces of every split, independently, as nuisance variety.
+
 Attribute sampling (`sample_attributes`: label, subgroup, tone, hair, pose) is separate from
 drawing (`render_images`): rendering draws its nuisance parameters (geometry, colours, decoy
 layout) in fixed-size blocks independent of the attributes, so the same seed redraws the same
@@ -43,6 +53,11 @@ from debias.data.base import Dataset, ImageSplit
 from debias.errors import UserError
 
 FACE_SUBGROUPS = ("common", "dark", "glasses", "hat")
+# Spurious mode: the target and the traits that can be tied to it.
+SPURIOUS_TARGET = "glasses"
+SPURIOUS_ATTRIBUTES = ("hat", "dark")
+# Share of faces carrying the trait that is not the spurious one, in every split (see docstring).
+_NUISANCE_TRAIT_RATE = 0.25
 NONFACE_SUBGROUP = "nonface"
 HAIR_COLORS = ("black", "brown", "blond", "red", "gray")
 HAIR_LENGTHS = ("short", "long")
@@ -85,6 +100,11 @@ class SynthFacesConfig:
     face_fraction: float = 0.5  # fraction of faces in every split
     seed: int = 0
     difficulty: float = 1.0  # scales how face-like the non-faces are / how strong the shortcuts are (0 = easy)
+    # Spurious mode (module docstring): None, "hat" or "dark". 0.95 agreement makes each rare cell
+    # 2.5% of training, rare enough that a uniform classifier takes the shortcut, frequent enough
+    # (25 faces per 1,000) that reweighting has examples to work with.
+    spurious: str | None = None
+    spurious_rate: float = 0.95
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_valid", "n_test"):
@@ -94,6 +114,12 @@ class SynthFacesConfig:
         _check_float("rare_rate", self.rare_rate, 0.0, 0.25, "each of the 3 rare subgroups gets this share of training faces")
         _check_float("face_fraction", self.face_fraction, 0.0, 1.0, "both classes are needed", open_interval=True)
         _check_float("difficulty", self.difficulty, 0.0, 2.0, "0 = easy, 1 = default")
+        if self.spurious is not None and self.spurious not in SPURIOUS_ATTRIBUTES:
+            raise UserError(
+                f"synthfaces: spurious must be one of {', '.join(SPURIOUS_ATTRIBUTES)} (the trait tied to the "
+                f"{SPURIOUS_TARGET} label in training), got {self.spurious!r}"
+            )
+        _check_float("spurious_rate", self.spurious_rate, 0.5, 1.0, "share of training faces whose trait agrees with the label")
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> None:
@@ -134,7 +160,10 @@ def sample_attributes(n: int, *, balanced: bool, config: SynthFacesConfig, rng: 
     balanced=True splits the faces equally across the four subgroups. `face_fraction` of the
     samples are faces in both cases (exact counts, shuffled). Columns: face, subgroup,
     skin_tone, glasses, hat, hair_color, hair_length, pose_angle (see the module docstring).
+    With `config.spurious` set, see `spurious_attributes`.
     """
+    if config.spurious is not None:
+        return spurious_attributes(n, balanced=balanced, config=config, rng=rng)
     n_faces = int(round(n * config.face_fraction))
     counts = _group_counts(n_faces, balanced, config.rare_rate)
     subgroup = np.concatenate(
@@ -181,6 +210,53 @@ def sample_attributes(n: int, *, balanced: bool, config: SynthFacesConfig, rng: 
             "lookalike": lookalike.astype(np.int64),
             "hair_color": np.where(has_hair, hair_color, "none"),
             "hair_length": np.where(has_hair, hair_length, "none"),
+            "pose_angle": pose_angle.astype(np.float64),
+        }
+    )
+
+
+def _cell_counts(n: int, agree_rate: float) -> np.ndarray:
+    """Exact sizes of the cells (label, trait) = (1, 1), (0, 0), (1, 0), (0, 1)."""
+    agree = int(round(n * agree_rate))
+    disagree = n - agree
+    return np.array([agree - agree // 2, agree // 2, disagree - disagree // 2, disagree // 2])
+
+
+def spurious_attributes(n: int, *, balanced: bool, config: SynthFacesConfig, rng: np.random.Generator) -> pd.DataFrame:
+    """The attributes of `n` faces in spurious mode (module docstring): the label is `glasses`.
+
+    balanced=False: the trait `config.spurious` agrees with the label in `spurious_rate` of the
+    rows; balanced=True: the four cells (label x trait) in equal numbers (exact counts, shuffled).
+    Columns: those of `sample_attributes` plus `dark` (0/1); `subgroup` names the cell
+    ("glasses+hat", "glasses", "hat", "plain" for spurious="hat").
+    """
+    trait = config.spurious
+    counts = _cell_counts(n, 0.5 if balanced else config.spurious_rate)
+    cells = np.array([(1, 1), (0, 0), (1, 0), (0, 1)])
+    label_trait = np.repeat(cells, counts, axis=0)[rng.permutation(n)]
+    label, tied = label_trait[:, 0].astype(bool), label_trait[:, 1].astype(bool)
+    other = rng.random(n) < _NUISANCE_TRAIT_RATE
+    dark = tied if trait == "dark" else other
+    hat = tied if trait == "hat" else other
+
+    u = rng.random(n)
+    tone = np.where(dark, DARK_MAX * u, LIGHT_MIN + (1.0 - LIGHT_MIN) * u)
+    names = np.array([["plain", trait], [SPURIOUS_TARGET, f"{SPURIOUS_TARGET}+{trait}"]], dtype=object)
+    subgroup = names[label.astype(int), tied.astype(int)]
+    hair_color = np.array(HAIR_COLORS, dtype=object)[rng.choice(len(HAIR_COLORS), size=n, p=_HAIR_P)]
+    hair_length = np.array(HAIR_LENGTHS, dtype=object)[rng.integers(0, 2, size=n)]
+    pose_angle = rng.uniform(-15.0, 15.0, size=n)
+    return pd.DataFrame(
+        {
+            "face": np.ones(n, dtype=np.int64),
+            "subgroup": subgroup,
+            "skin_tone": tone.astype(np.float64),
+            "glasses": label.astype(np.int64),
+            "hat": hat.astype(np.int64),
+            "dark": dark.astype(np.int64),
+            "lookalike": np.zeros(n, dtype=np.int64),
+            "hair_color": hair_color,
+            "hair_length": hair_length,
             "pose_angle": pose_angle.astype(np.float64),
         }
     )
@@ -459,8 +535,8 @@ def _paint_hat(cv, f, brim_y, p, which):
     cv.paint(f, 0.0, brim_y, _Ellipse(1.32 * w * f.ux, np.maximum(0.11 * f.uy, 1.0)), 0.8 * p["hat_rgb"], which)
 
 
-def _paint_glasses(cv, f, y, dx, p, which, lenses=True):
-    t = np.maximum(0.075 * f.ux, 0.9)
+def _paint_glasses(cv, f, y, dx, p, which, lenses=True, thin=False):
+    t = np.maximum(0.04 * f.ux, 0.5) if thin else np.maximum(0.075 * f.ux, 0.9)
     for side in (-1, 1):
         if lenses:
             cv.paint(f, side * dx, y, _Ellipse(0.3 * f.ux, 0.23 * f.uy), p["lens_rgb"], which, opacity=p["lens_opacity"])
@@ -469,10 +545,11 @@ def _paint_glasses(cv, f, y, dx, p, which, lenses=True):
     cv.paint(f, 0.0, y - 0.02, _Box((dx - 0.3) * f.ux + t, t / 2), p["frame_rgb"], which)
 
 
-def _paint_faces(cv: _Canvas, attrs: dict, p: dict, which: np.ndarray, mouthless: np.ndarray | None = None) -> None:
+def _paint_faces(cv: _Canvas, attrs: dict, p: dict, which: np.ndarray, mouthless: np.ndarray | None = None,
+                 subtle_glasses: bool = False) -> None:
     """Draw a face on the images in `which`, back to front: shoulders, long hair, neck, ears,
     head, eyes and brows, nose, mouth (not where `mouthless`: the look-alike non-faces), fringe,
-    then glasses and hat where the attributes say."""
+    then glasses and hat where the attributes say (`subtle_glasses`: thin frames, clear lenses)."""
     f = _head_frame(p, cv.size, attrs["pose_angle"])
     skin = skin_rgb(attrs["skin_tone"]) + p["skin_jitter"]
     hair = _HAIR_RGB[attrs["hair_index"]].T + p["hair_jitter"]
@@ -498,7 +575,7 @@ def _paint_faces(cv: _Canvas, attrs: dict, p: dict, which: np.ndarray, mouthless
     fringe = _Above(_Ellipse(1.07 * f.ux, 1.08 * f.uy), p["hairline"] * f.uy, p["hair_slope"])
     cv.paint(f, 0.0, -0.02, fringe, hair, which)
 
-    _paint_glasses(cv, f, ey, ex, p, which & attrs["glasses"])
+    _paint_glasses(cv, f, ey, ex, p, which & attrs["glasses"], lenses=not subtle_glasses, thin=subtle_glasses)
     _paint_hat(cv, f, -0.58, p, which & attrs["hat"])
 
 
@@ -627,7 +704,9 @@ def render_images(attributes: pd.DataFrame, *, config: SynthFacesConfig, rng: np
         canvas = _Canvas(stop - start, size, buffer)
         _paint_background(canvas, p)
         look = block["lookalike"]
-        _paint_faces(canvas, block, p, face[start:stop] | look, mouthless=look)
+        # Spurious mode: the target (glasses) is drawn subtler than the trait tied to it, as age is
+        # subtler than gender in CelebA; tinted lenses would make it as easy to see as a hat.
+        _paint_faces(canvas, block, p, face[start:stop] | look, mouthless=look, subtle_glasses=config.spurious is not None)
         _paint_nonfaces(canvas, block, p, ~face[start:stop] & ~look, config.difficulty)
         _finish(canvas, p, rng, images[start:stop])
     return images
@@ -654,20 +733,25 @@ def load_synthfaces(
     seed: int = 0,
     difficulty: float = 1.0,
     limit: int | None = None,
+    spurious: str | None = None,
+    spurious_rate: float = 0.95,
     **ignored,
 ) -> Dataset:
     """Generate the three splits of `synthfaces` (a few seconds for the defaults).
 
     Each split has its own child seed, so changing the size of one split leaves the others
-    unchanged. `limit` caps every split's size (for quick runs). Options of other loaders are
-    accepted and ignored; invalid values raise UserError.
+    unchanged. `limit` caps every split's size (for quick runs). `spurious` ("hat" or "dark")
+    switches to spurious mode (module docstring): target `glasses`, every image a face, groups
+    the spurious trait. Options of other loaders are accepted and ignored; invalid values raise
+    UserError.
     """
     if limit is not None:
         n_train, n_valid, n_test = (min(n, limit) for n in (n_train, n_valid, n_test))
     config = SynthFacesConfig(
         n_train=n_train, n_valid=n_valid, n_test=n_test, image_size=image_size, rare_rate=rare_rate,
-        face_fraction=face_fraction, seed=seed, difficulty=difficulty,
+        face_fraction=face_fraction, seed=seed, difficulty=difficulty, spurious=spurious, spurious_rate=spurious_rate,
     )
+    target = "face" if config.spurious is None else SPURIOUS_TARGET
     seeds = np.random.SeedSequence(config.seed).spawn(3)
     splits = {}
     for name, n, balanced, child in (
@@ -678,15 +762,16 @@ def load_synthfaces(
         images, attributes = generate_split(n, balanced=balanced, config=config, rng=np.random.default_rng(child))
         splits[name] = ImageSplit(
             images=images,
-            labels=attributes["face"].to_numpy(np.int64),
+            labels=attributes[target].to_numpy(np.int64),
             sample_ids=np.array([f"synth-{name}-{i:06d}" for i in range(n)]),
             attributes=attributes,
         )
     return Dataset(
         name="synthfaces",
-        group_columns=["subgroup"],
-        vae_on_all=False,
-        target="face",
+        # Spurious mode: the trait crossed with the label gives the four cells.
+        group_columns=["subgroup"] if config.spurious is None else [config.spurious],
+        vae_on_all=config.spurious is not None,  # every image is a face there
+        target=target,
         info=asdict(config),
         **splits,
     )

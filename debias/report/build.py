@@ -415,6 +415,8 @@ def build_report(run_dir: str | Path, *, n_boot: int = N_BOOT, seed: int = 0, da
         "models": models,
         "training_weights": weights_by_group,
         "final_weights": run.config.get("final_weights"),
+        "weighting_strategy": run.config.get("weighting_strategy") or (run.settings.get("weighting") or {}).get("strategy"),
+        "weighting_selection": run.config.get("weighting_selection"),
         "settings": run.settings,
         "dataset": run.config.get("dataset"),
         "intervals": {

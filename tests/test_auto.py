@@ -1,0 +1,211 @@
+"""`debias fit --weighting auto`: the choice follows the validation figures, is recorded, and survives a resume."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from click.testing import CliRunner
+
+import debias.fit
+from debias.cli import main
+from debias.selection import choose, validation_figures, worst_class_accuracy
+
+TINY = ["--data-option", "spurious=hat", "--limit", "96", "--epochs", "2", "--batch-size", "32", "--image-size", "16",
+        "--latent-dim", "4", "--device", "cpu", "--quiet"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def reuse_datasets():
+    """Fits in this module share one generated dataset."""
+    cache = {}
+    real = debias.fit.load_dataset
+
+    def cached(name, **options):
+        key = (name, json.dumps(options, sort_keys=True, default=str))
+        if key not in cache:
+            cache[key] = real(name, **options)
+        return cache[key]
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(debias.fit, "load_dataset", cached)
+        yield
+
+
+def fit(*args):
+    return CliRunner().invoke(main, ["fit", *map(str, args)])
+
+
+def planted_probs(valid, accuracy_by_cell: dict) -> np.ndarray:
+    """P(label = 1) for the validation split that is right on the given share of each (hat, label) cell."""
+    labels = valid.labels
+    hat = valid.attributes["hat"].to_numpy()
+    correct = np.zeros(len(labels), dtype=bool)
+    for (h, y), share in accuracy_by_cell.items():
+        rows = np.flatnonzero((hat == h) & (labels == y))
+        correct[rows[: int(round(share * len(rows)))]] = True
+    predicted = np.where(correct, labels, 1 - labels)
+    return np.where(predicted == 1, 0.9, 0.1)
+
+
+# Candidate A is best on worst-class accuracy (80% on positives, 100% on negatives) but fails one
+# group (60%); candidate B is 70% everywhere. The criterion decides which one wins.
+PLANTED = {
+    "errors": {(1, 1): 1.0, (0, 1): 0.6, (1, 0): 1.0, (0, 0): 1.0},
+    "joint": {(1, 1): 0.7, (0, 1): 0.7, (1, 0): 0.7, (0, 0): 0.7},
+    "histogram": {(1, 1): 0.5, (0, 1): 0.5, (1, 0): 0.5, (0, 0): 0.5},
+}
+
+
+@pytest.fixture
+def planted(monkeypatch):
+    calls = []
+
+    def fake_candidate(strategy, dataset, config, device, early_probs, progress):
+        calls.append(strategy)
+        assert config.auto_epochs == 1
+        torch.manual_seed(123)  # a real candidate run reseeds and draws from the global RNG
+        torch.rand(10)
+        if strategy.startswith("errors"):
+            assert early_probs is not None and len(early_probs) == len(dataset.train)
+        return planted_probs(dataset.valid, PLANTED[strategy]), {"ess": 0.5, "max_min_ratio": 3.0}
+
+    monkeypatch.setattr(debias.fit, "train_candidate", fake_candidate)
+    return calls
+
+
+def test_selection_helpers():
+    labels = np.array([1, 1, 1, 1, 0, 0])
+    assert worst_class_accuracy(labels, np.array([1, 1, 1, 0, 0, 1])) == pytest.approx(0.5)
+    figures = {"a": {"worst_class_accuracy": 0.8, "accuracy": 0.8}, "b": {"worst_class_accuracy": 0.8, "accuracy": 0.9},
+               "c": {"worst_class_accuracy": 0.7, "accuracy": 0.99}}
+    assert choose(figures, "worst_class_accuracy") == "b"  # tie on the criterion: the higher accuracy
+    assert choose({"x": figures["a"], "y": dict(figures["a"])}, "worst_class_accuracy") == "x"  # full tie: the first
+    attributes = pd.DataFrame({"g": [0, 0, 1, 1, 0, 1]})
+    out = validation_figures(labels, np.array([0.9, 0.9, 0.1, 0.9, 0.1, 0.1]), attributes, ["g"])
+    assert out["worst_group_accuracy"] == pytest.approx(0.5) and out["worst_group"] == "g=1|label=1"
+    assert "worst_group_accuracy" not in validation_figures(labels, np.full(6, 0.9))
+
+
+@pytest.mark.parametrize("val_groups,chosen", [(None, "errors"), ("hat", "joint")])
+def test_auto_picks_what_the_planted_validation_set_favours(tmp_path, planted, val_groups, chosen):
+    out = tmp_path / "run"
+    extra = ["--val-groups", val_groups] if val_groups else []
+    result = fit(*TINY, "--weighting", "auto", "--auto-strategies", "histogram,errors,joint", "--auto-epochs", "1", *extra,
+                 "--models", "uniform,dbvae", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert planted == ["histogram", "errors", "joint"]
+    config = json.loads((out / "config.json").read_text())
+    selection = config["weighting_selection"]
+    assert selection["chosen"] == chosen and config["weighting_strategy"] == chosen
+    assert config["settings"]["weighting"]["strategy"] == "auto"
+    assert selection["criterion"] == ("worst_group_accuracy" if val_groups else "worst_class_accuracy")
+    assert selection["val_groups"] == ([val_groups] if val_groups else [])
+    figures = selection["candidates"]
+    assert list(figures) == ["histogram", "errors", "joint"]
+    assert figures["errors"]["worst_class_accuracy"] == pytest.approx(0.8, abs=0.03)
+    assert figures["joint"]["worst_class_accuracy"] == pytest.approx(0.7, abs=0.03)
+    if val_groups:
+        assert figures["errors"]["worst_group_accuracy"] == pytest.approx(0.6, abs=0.03)
+        assert figures["joint"]["worst_group_accuracy"] == pytest.approx(0.7, abs=0.03)
+    for name in figures:
+        assert {"accuracy", "ess", "max_min_ratio", "seconds"} <= set(figures[name])
+    assert f"auto chose {chosen}" in result.output
+    # The weights shipped are the chosen strategy's: the errors strategies also keep the early predictions.
+    assert (out / "early_probs.npy").is_file()
+    weights = pd.read_csv(out / "weights.csv")
+    assert weights["weight"].mean() == pytest.approx(1.0)
+
+
+def test_auto_runs_real_candidates_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    result = fit(*TINY, "--weighting", "auto", "--auto-strategies", "histogram,errors+latent", "--auto-epochs", "1",
+                 "--models", "uniform,dbvae", "--out", out)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    selection = config["weighting_selection"]
+    assert selection["chosen"] in ("histogram", "errors+latent")
+    for figures in selection["candidates"].values():
+        assert 0 <= figures["worst_class_accuracy"] <= figures["accuracy"] + 1e-9 <= 1 + 1e-9
+        assert 0 < figures["ess"] <= 1
+    from debias.report import write_report
+
+    html = write_report(out, n_boot=100).read_text()
+    assert "--weighting auto" in html and "errors+latent" in html
+    report = json.loads((out / "report.json").read_text())
+    assert report["weighting_selection"]["chosen"] == selection["chosen"]
+
+    # `debias weights` recomputes with any strategy from the saved latents and early predictions.
+    runner = CliRunner()
+    again = runner.invoke(main, ["weights", str(out), "--weighting", "errors", "--cap", "5"])
+    assert again.exit_code == 0, again.output
+    recomputed = pd.read_csv(out / "weights-errors-cap5.csv")
+    early = np.load(out / "early_probs.npy")
+    labels = recomputed["label"].to_numpy()
+    wrong = (early >= 0.5).astype(int) != labels
+    assert recomputed["weight"].mean() == pytest.approx(1.0) and recomputed["weight"].max() <= 5 + 1e-6
+    if wrong.any() and not wrong.all():
+        assert recomputed.loc[wrong, "weight"].min() > recomputed.loc[~wrong, "weight"].max()
+    (out / "early_probs.npy").unlink()
+    missing = runner.invoke(main, ["weights", str(out), "--weighting", "errors+latent", "--overwrite"])
+    assert missing.exit_code != 0 and "early_probs.npy" in missing.output and "Traceback" not in missing.output
+
+
+def test_resume_after_the_choice_does_not_rerun_the_candidates(tmp_path, planted, monkeypatch):
+    out = tmp_path / "run"
+    real_run_epoch = debias.fit._Trainer.run_epoch
+
+    def interrupted(self, epoch, bar):
+        if self.name == "dbvae" and epoch == 2 and self.label == "dbvae":
+            raise KeyboardInterrupt
+        return real_run_epoch(self, epoch, bar)
+
+    monkeypatch.setattr(debias.fit._Trainer, "run_epoch", interrupted)
+    args = [*TINY, "--weighting", "auto", "--auto-strategies", "histogram,errors,joint", "--auto-epochs", "1", "--val-groups", "hat",
+            "--models", "uniform,dbvae"]
+    result = fit(*args, "--out", out)
+    assert result.exit_code == 130, result.output
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert json.loads(ckpt["weighting_selection"])["chosen"] == "joint"
+    assert json.loads((out / "config.json").read_text())["weighting_selection"]["chosen"] == "joint"
+    monkeypatch.setattr(debias.fit._Trainer, "run_epoch", real_run_epoch)
+    planted.clear()
+    result = fit("--resume", out, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert planted == []  # the choice came from the checkpoint
+    config = json.loads((out / "config.json").read_text())
+    assert config["weighting_strategy"] == "joint" and config["status"] == "complete"
+    # Changing the strategy on resume is refused like any other setting.
+    refused = fit("--resume", out, "--weighting", "errors", "--quiet")
+    assert refused.exit_code != 0 and "--weighting errors (the run has auto)" in refused.output
+
+
+def test_auto_fit_equals_a_fit_with_the_chosen_strategy(tmp_path, planted):
+    # The candidate phase restores the RNG, so the DB-VAE trains exactly as with --weighting CHOSEN.
+    auto, direct = tmp_path / "auto", tmp_path / "direct"
+    common = [*TINY, "--models", "uniform,dbvae"]
+    assert fit(*common, "--weighting", "auto", "--auto-strategies", "histogram,joint", "--auto-epochs", "1", "--out", auto).exit_code == 0
+    assert json.loads((auto / "config.json").read_text())["weighting_strategy"] == "joint"
+    assert fit(*common, "--weighting", "joint", "--out", direct).exit_code == 0
+    pd.testing.assert_frame_equal(pd.read_csv(auto / "weights.csv"), pd.read_csv(direct / "weights.csv"))
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--val-groups", "hat"], "--val-groups only applies to --weighting auto"),
+        (["--weighting", "auto", "--val-groups", "beard"], "no attribute beard"),
+        (["--weighting", "auto", "--auto-strategies", "histogram,bogus"], "unknown strategy bogus"),
+        (["--weighting", "errors", "--errors-epoch", "3"], "--errors-epoch 3 is after the last epoch"),
+        (["--weighting", "errors", "--errors-upweight", "0.5"], "errors_upweight must be >= 1"),
+        (["--data-option", "spurious"], "KEY=VALUE"),
+        (["--data-option", "spurious=beard"], "spurious must be one of hat, dark"),
+    ],
+)
+def test_bad_options_are_one_clear_message(tmp_path, args, message):
+    result = fit(*TINY, *args, "--out", tmp_path / "run")
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
