@@ -31,13 +31,15 @@ def main() -> None:
     parser.add_argument("--combine", default=WeightingSettings.combine)
     parser.add_argument("--cap", type=float, default=None)
     parser.add_argument("--latent-dim", type=int, default=FitConfig.latent_dim)
+    parser.add_argument("--models", default=",".join(FitConfig.models), help="Comma-separated models to train.")
     parser.add_argument("--json", type=Path, default=None, help="Also write the raw results here.")
     args = parser.parse_args()
 
     weighting = WeightingSettings(alpha=args.alpha, bins=args.bins, combine=args.combine, cap=args.cap)
     rows = []
     for seed in args.seeds:
-        config = FitConfig(seed=seed, epochs=args.epochs, latent_dim=args.latent_dim, weighting=weighting)
+        config = FitConfig(seed=seed, epochs=args.epochs, latent_dim=args.latent_dim, weighting=weighting,
+                           models=tuple(args.models.split(",")))
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             result = run_fit(config, out=Path(tmp) / "run", progress=False)

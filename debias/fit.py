@@ -329,6 +329,16 @@ def _finite_state(model: torch.nn.Module) -> bool:
     return all(torch.isfinite(t).all() for t in model.state_dict().values() if t.is_floating_point())
 
 
+def cosine_learning_rate(base: float, epoch: int, epochs: int) -> float:
+    """Learning rate of `epoch` (1-based): cosine annealing from `base` over the fit, one step per epoch.
+
+    Without annealing the classifiers end wherever the last minibatches left them: on synthfaces
+    the worst-group accuracy of the same model moved 20-40 points from one epoch to the next.
+    A function of the epoch alone, so a resumed fit gets the same rates with no scheduler state.
+    """
+    return base * 0.5 * (1.0 + math.cos(math.pi * (epoch - 1) / max(epochs, 1)))
+
+
 class _Trainer:
     """Trains one model of the run epoch by epoch; the model's name decides how rows are drawn.
 
@@ -405,6 +415,9 @@ class _Trainer:
         """
         row: dict = {"model": self.name, "epoch": epoch}
         start = time.perf_counter()
+        row["learning_rate"] = cosine_learning_rate(self.config.learning_rate, epoch, self.config.epochs)
+        for group in self.optimizer.param_groups:
+            group["lr"] = row["learning_rate"]
         batches = self._batches(epoch, row)
         terms = train_one_epoch(self.model, self.criterion, self.optimizer, batches, self.device, self.amp, bar)
         if not np.isfinite(terms["total"]):
