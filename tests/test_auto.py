@@ -18,21 +18,7 @@ TINY = ["--data-option", "spurious=hat", "--limit", "96", "--epochs", "2", "--ba
         "--latent-dim", "4", "--device", "cpu", "--quiet"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def reuse_datasets():
-    """Fits in this module share one generated dataset."""
-    cache = {}
-    real = debias.fit.load_dataset
-
-    def cached(name, **options):
-        key = (name, json.dumps(options, sort_keys=True, default=str))
-        if key not in cache:
-            cache[key] = real(name, **options)
-        return cache[key]
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(debias.fit, "load_dataset", cached)
-        yield
+pytestmark = pytest.mark.usefixtures("reuse_datasets")
 
 
 def fit(*args):

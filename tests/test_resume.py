@@ -27,21 +27,7 @@ CONTRACT = ["weights.csv", "config.json", "checkpoint.pt", "latents.npy", "predi
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def reuse_datasets():
-    """Fits in this process share one generated dataset (the resumed fits must see the same data anyway)."""
-    cache = {}
-    real = debias.fit.load_dataset
-
-    def cached(name, **options):
-        key = (name, json.dumps(options, sort_keys=True, default=str))
-        if key not in cache:
-            cache[key] = real(name, **options)
-        return cache[key]
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(debias.fit, "load_dataset", cached)
-        yield
+pytestmark = pytest.mark.usefixtures("reuse_datasets")
 
 
 def fit(*args):
