@@ -8,7 +8,6 @@ feeds the histograms, and evaluation, so the latents describe exactly what train
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
@@ -66,7 +65,9 @@ def train_one_epoch(
     WeightedRandomSampler, as a user's own pipeline would).
     """
     model.train()
-    sums: dict[str, float] = defaultdict(float)
+    # Sums stay on the device: converting each term to a Python float every step would wait for
+    # the GPU at every batch. The progress bar reads the loss only every few steps for the same reason.
+    sums: dict[str, torch.Tensor] = {}
     seen = 0
     for x_uint8, y in batches:
         x_uint8, y = x_uint8.to(device, non_blocking=True), y.to(device, non_blocking=True)
@@ -80,12 +81,13 @@ def train_one_epoch(
         n = len(y)
         seen += n
         for name, value in terms.items():
-            sums[name] += float(value.detach()) * n
-        sums["accuracy"] += float(((outputs["logit"].detach() > 0).long() == y).sum())
+            sums[name] = sums.get(name, 0) + value.detach() * n
+        sums["accuracy"] = sums.get("accuracy", 0) + ((outputs["logit"].detach() > 0).long() == y).sum()
         if progress is not None:
             progress.update(1)
-            progress.set_postfix(loss=f"{float(terms['total'].detach()):.3f}", refresh=False)
-    return {name: total / max(seen, 1) for name, total in sums.items()}
+            if progress.n % 20 == 1:
+                progress.set_postfix(loss=f"{float(terms['total'].detach()):.3f}", refresh=False)
+    return {name: float(total) / max(seen, 1) for name, total in sums.items()}
 
 
 class UInt8ImageDataset(torch.utils.data.Dataset):
