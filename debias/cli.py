@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
+from debias.distributed import PeerError, is_main_process
 from debias.errors import UserError
 from debias.fit import FitConfig
 from debias.weighting import AUTO, JOINT_METHODS, STRATEGIES, WeightingSettings
@@ -17,7 +18,8 @@ from debias.weighting import AUTO, JOINT_METHODS, STRATEGIES, WeightingSettings
 def _user_errors(func):
     """Turn UserError into one clear message and exit code 1, and Ctrl-C into one line and exit code 130.
 
-    With `debias --debug ...` both propagate with their traceback instead.
+    With `debias --debug ...` both propagate with their traceback instead. Under torchrun a
+    PeerError (a failure rank 0 reports) ends the other ranks without printing it again.
     """
 
     @functools.wraps(func)
@@ -28,6 +30,8 @@ def _user_errors(func):
         except UserError as exc:
             if debug:
                 raise
+            if isinstance(exc, PeerError) and not is_main_process():
+                sys.exit(1)
             raise click.ClickException(str(exc)) from None
         except KeyboardInterrupt as exc:
             if debug:
@@ -119,7 +123,11 @@ def main(debug: bool) -> None:
               help="auto: choose by worst-group accuracy over these attributes of the validation split (never used for training).")
 @click.option("--image-size", type=int, default=_FIT.image_size, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (under torchrun: each process its own GPU).")
+@click.option("--compile", "compile_model", is_flag=True,
+              help="Train through torch.compile (needs a C++ compiler on a CPU; costs a compilation per model).")
+@click.option("--eval-batch-size", type=int, default=_FIT.eval_batch_size, show_default=True,
+              help="Images per batch when encoding and predicting (a memory setting; training batches are --batch-size).")
 @click.option("--models", default="uniform,dbvae,sampler,oracle", show_default=True,
               help="Models to train (dbvae always): uniform baseline, sampler (a plain loop over weights.csv), oracle (balances true groups).")
 @click.option("--report", "write_report_too", is_flag=True, help="Write report.html and report.json into the run folder at the end.")
@@ -131,12 +139,13 @@ def main(debug: bool) -> None:
 @_user_errors
 def fit(data, root, target, groups, limit, data_option, cache_dir, workers, vae_on, epochs, batch_size, learning_rate, latent_dim, beta,
         weighting, alpha, bins, combine, cap, errors_upweight, errors_epoch, joint_method, joint_dims, joint_components, knn_k,
-        joint_alpha, auto_strategies, auto_epochs, val_groups, image_size, seed, device, models, write_report_too, out, overwrite,
-        resume, quiet):
+        joint_alpha, auto_strategies, auto_epochs, val_groups, image_size, seed, device, compile_model, eval_batch_size, models,
+        write_report_too, out, overwrite, resume, quiet):
     """Train the DB-VAE with adaptive resampling and a uniform baseline; write weights.csv and predictions.
 
     A checkpoint is written after every epoch; after Ctrl-C or a crash, `debias fit --resume RUN`
-    continues where it stopped.
+    continues where it stopped. `torchrun --nproc_per_node N -m debias fit ...` trains with N
+    processes (DDP); --batch-size is then the batch of all processes together.
     """
     from debias.fit import FitConfig, resume_fit, run_fit
     from debias.weighting import WeightingSettings
@@ -151,7 +160,8 @@ def fit(data, root, target, groups, limit, data_option, cache_dir, workers, vae_
         data_options["progress"] = False
     config = FitConfig(
         data=data, data_options=data_options, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-        latent_dim=latent_dim, beta=beta, image_size=image_size, seed=seed, device=device, models=tuple(m.strip() for m in models.split(",") if m.strip()),
+        latent_dim=latent_dim, beta=beta, image_size=image_size, seed=seed, device=device, compile=compile_model,
+        eval_batch_size=eval_batch_size, models=tuple(m.strip() for m in models.split(",") if m.strip()),
         vae_on=vae_on, auto_strategies=_names(auto_strategies), auto_epochs=auto_epochs, val_groups=_names(val_groups),
         weighting=WeightingSettings(
             strategy=weighting, bins=bins, alpha=alpha, combine=combine, cap=cap, errors_upweight=errors_upweight,
@@ -169,8 +179,10 @@ def fit(data, root, target, groups, limit, data_option, cache_dir, workers, vae_
         ctx = click.get_current_context()
         explicit = {name for name in ctx.params if ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
         result = resume_fit(resume, config, explicit - {"resume", "out", "overwrite"}, progress=not quiet)
-        if result.get("already_complete"):
+        if result.get("already_complete") and is_main_process():
             click.echo(f"{resume} holds a finished fit; nothing was left to resume.")
+    if not is_main_process():
+        return  # under torchrun rank 0 prints the summary and writes the report
     click.echo(format_summary(result))
     if write_report_too:
         from debias.report import write_report

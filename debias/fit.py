@@ -25,6 +25,13 @@ an uninterrupted fit writes: the global torch RNG state is saved with each check
 epoch's draw is seeded by (seed, epoch, model), so on the same device the resumed fit repeats the
 uninterrupted one exactly. An auto fit interrupted during its candidate runs (which keep no
 checkpoint of their own) starts the candidate phase again on resume, with the same result.
+
+Under torchrun (debias.distributed) every rank runs this same orchestration on a DistContext: the
+models train under DistributedDataParallel, each rank takes its share of every epoch's draw
+(debias.sampling.rank_share) with a per-rank batch of batch_size / world_size, latents and
+predictions are computed on batch-aligned shards and gathered, the weights come from
+debias.weighting.sharded, and only rank 0 writes the run folder. With one process the context is
+debias.distributed.SINGLE and every step is the single-process code.
 """
 
 from __future__ import annotations
@@ -43,20 +50,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from debias import __version__, io
+from debias.distributed import SINGLE, DistContext, session
 from debias.data import Dataset, ImageSplit, load_dataset
 from debias.data.columns import parse_names
 from debias.errors import UserError
 from debias.models import DBVAE, DBVAELoss, Classifier, classifier_loss
 from debias.report.metrics import accuracy_by_group, group_labels
 from debias.run_dir import RUN_FORMAT_VERSION, check_format_version, read_run_config
-from debias.sampling import epoch_generator, uniform_indices, weighted_indices
+from debias.sampling import epoch_generator, rank_share, uniform_indices, weighted_indices
 from debias.train import UInt8ImageDataset, encode_all, iterate_batches, predict_proba, train_one_epoch
 from debias.selection import DEFAULT_CANDIDATES, WORST_CLASS, WORST_GROUP, choose, validation_figures
-from debias.weights import SampleWeights
+from debias.weights import DistributedWeightedSampler, SampleWeights
 from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_errors, training_weights, validate, weight_summary
+from debias.weighting.sharded import sharded_training_weights
 
 MODELS = ("uniform", "dbvae", "sampler", "oracle")
 CHECKPOINT = "checkpoint.pt"
@@ -66,6 +76,9 @@ EARLY_PROBS = "early_probs.npy"  # only with strategies that use errors
 REPORT_FILES = ("report.html", "report.json")  # written by `debias fit --report` or `debias report`
 # Dataset options that change how data is read, never which data: a resumed fit may use others.
 RUNTIME_DATA_OPTIONS = ("cache_dir", "workers", "progress")
+# Settings (FitConfig fields, as the command line names them) that change how a fit runs, not what it
+# trains: a resumed fit takes them from the command line when given there.
+RUNTIME_SETTINGS = {"device": "device", "compile": "compile_model", "eval_batch_size": "eval_batch_size"}
 
 
 @dataclass(frozen=True)
@@ -101,6 +114,9 @@ class FitConfig:
     auto_strategies: tuple[str, ...] = ()
     auto_epochs: int = 2
     val_groups: tuple[str, ...] = ()
+    # Train through torch.compile (evaluation and encoding stay eager). Off by default: compiling
+    # costs about 30 s per model on a CPU, more than a small fit trains, and needs a C++ compiler.
+    compile: bool = False
 
     def to_dict(self) -> dict:
         """Plain nested dict for config.json."""
@@ -141,8 +157,13 @@ class FitConfig:
         return cls(**d)
 
 
-def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available else cpu; 'cuda' or 'cuda:N' without that GPU is a user error."""
+def resolve_device(name: str, ctx: DistContext = SINGLE) -> torch.device:
+    """'auto' -> cuda when available else cpu; 'cuda' or 'cuda:N' without that GPU is a user error.
+
+    Under torchrun every rank takes its own GPU, cuda:LOCAL_RANK, for 'auto' and 'cuda'.
+    """
+    if ctx.distributed:
+        return _rank_device(name, ctx)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
@@ -159,12 +180,32 @@ def resolve_device(name: str) -> torch.device:
     raise UserError(f"unknown device {name!r}; use --device auto, cpu, cuda or cuda:N")
 
 
+def _rank_device(name: str, ctx: DistContext) -> torch.device:
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if name not in ("auto", "cuda"):
+        if re.fullmatch(r"cuda:\d+", name):
+            raise UserError(f"--device {name} cannot be used under torchrun, where each process takes the GPU of its "
+                            "LOCAL_RANK; use --device cuda (or auto)")
+        raise UserError(f"unknown device {name!r}; use --device auto, cpu or cuda")
+    if not torch.cuda.is_available():
+        raise UserError(f"--device {name} was requested but no CUDA GPU is available; use --device cpu or auto")
+    count = torch.cuda.device_count()
+    if ctx.local_rank >= count:
+        raise UserError(f"torchrun started more processes on this machine than it has GPUs ({count}): process "
+                        f"{ctx.local_rank} has none. Pass --nproc_per_node {count} or less")
+    return torch.device("cuda", ctx.local_rank)
+
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def check_config(config: FitConfig) -> None:
-    """Raise UserError for settings that cannot work, before any data is loaded; one message lists them all."""
+def check_config(config: FitConfig, world_size: int = 1) -> None:
+    """Raise UserError for settings that cannot work, before any data is loaded; one message lists them all.
+
+    `world_size`: the processes of a torchrun launch, among which the batch is split.
+    """
     problems = []
     for option, value in (("--lr", config.learning_rate), ("--beta", config.beta), ("--alpha", config.weighting.alpha),
                           ("--cap", config.weighting.cap)):
@@ -174,6 +215,14 @@ def check_config(config: FitConfig) -> None:
         problems.append(f"--epochs must be >= 1, got {config.epochs}")
     if config.batch_size < 2:
         problems.append(f"--batch-size must be >= 2 (batch norm needs two samples), got {config.batch_size}")
+    elif world_size > 1 and (config.batch_size % world_size or config.batch_size // world_size < 2):
+        problems.append(
+            f"--batch-size {config.batch_size} is the batch of all {world_size} processes together: it must be a "
+            f"multiple of {world_size} with at least 2 per process (batch norm); use e.g. "
+            f"--batch-size {max(2, -(-config.batch_size // world_size)) * world_size}"
+        )
+    if config.eval_batch_size < 1:
+        problems.append(f"--eval-batch-size must be >= 1, got {config.eval_batch_size}")
     if config.latent_dim < 1:
         problems.append(f"--latent-dim must be >= 1, got {config.latent_dim}")
     if config.beta < 0:
@@ -288,8 +337,26 @@ def dataset_fingerprint(dataset: Dataset) -> str:
     return digest.hexdigest()[:20]
 
 
-def _evaluate(model, split: ImageSplit, dataset: Dataset, config: FitConfig, device, amp) -> tuple[np.ndarray, dict]:
-    prob = predict_proba(model, split.images, config.eval_batch_size, device, amp)
+def sharded_predict(model, images: np.ndarray, config: FitConfig, device: torch.device, amp: bool,
+                    ctx: DistContext = SINGLE) -> np.ndarray:
+    """predict_proba over every image; under DDP each rank predicts its share and all ranks get every row.
+
+    Shares are whole batches of eval_batch_size, so each rank runs batches a single process would
+    run, and the gathered probabilities are the same bits on every rank.
+    """
+    if not ctx.distributed:
+        return predict_proba(model, images, config.eval_batch_size, device, amp)
+    rows = ctx.shard(len(images), align=config.eval_batch_size)
+    if rows.stop > rows.start:
+        local = torch.from_numpy(predict_proba(model, images[rows], config.eval_batch_size, device, amp))
+    else:
+        local = torch.empty(0, dtype=torch.float64)
+    return ctx.all_gather_rows(local.to(device)).cpu().numpy()
+
+
+def _evaluate(model, split: ImageSplit, dataset: Dataset, config: FitConfig, device, amp,
+              ctx: DistContext = SINGLE) -> tuple[np.ndarray, dict]:
+    prob = sharded_predict(model, split.images, config, device, amp, ctx)
     pred = (prob >= 0.5).astype(np.int64)
     groups = group_labels(split.attributes, dataset.group_columns, split.labels)
     return prob, accuracy_by_group(split.labels, pred, groups)
@@ -315,6 +382,24 @@ def group_balanced_weights(split: ImageSplit, group_columns: list[str]) -> torch
 
 class NonFiniteLoss(UserError):
     """A model's loss or parameters stopped being finite; raised before that epoch is checkpointed."""
+
+
+class CompileFailed(UserError):
+    """torch.compile (--compile) could not compile a model."""
+
+
+def _is_compile_error(exc: BaseException) -> bool:
+    import torch._dynamo.exc  # imported only once a compiled model failed: it is slow to import
+
+    kinds: list[type] = [torch._dynamo.exc.TorchDynamoException]  # BackendCompilerFailed, InductorError, ...
+    try:
+        import torch._inductor.exc as inductor_exc
+
+        # A missing compiler can surface unwrapped when the backward pass compiles lazily.
+        kinds += [inductor_exc.InvalidCxxCompiler, inductor_exc.CppCompileError]
+    except (ImportError, AttributeError):
+        pass
+    return isinstance(exc, tuple(kinds))
 
 
 class FitInterrupted(KeyboardInterrupt):
@@ -351,8 +436,9 @@ class _Trainer:
              group labels, which debias itself never does)
     """
 
-    def __init__(self, name: str, dataset: Dataset, config: FitConfig, device: torch.device, label: str | None = None):
-        self.name, self.dataset, self.config, self.device = name, dataset, config, device
+    def __init__(self, name: str, dataset: Dataset, config: FitConfig, device: torch.device, label: str | None = None,
+                 ctx: DistContext = SINGLE):
+        self.name, self.dataset, self.config, self.device, self.ctx = name, dataset, config, device, ctx
         self.label = label or name  # shown on the progress bar
         self.amp = config.amp and device.type == "cuda"
         torch.manual_seed(config.seed)
@@ -364,6 +450,14 @@ class _Trainer:
             self.criterion = classifier_loss
         self.model.to(device, memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
+        # What train_one_epoch runs: the model, under DDP with torchrun and compiled with --compile.
+        # Encoding, prediction and checkpoints use the plain model, so the DB-VAE's encode/classify
+        # are reachable and state_dict keys carry no "module." or "_orig_mod." prefix.
+        self.train_model: torch.nn.Module = self.model
+        if ctx.distributed:
+            self.train_model = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+        if config.compile:
+            self.train_model = torch.compile(self.train_model)
         self.weights: torch.Tensor | None = None
         self.log_density: torch.Tensor | None = None
         self.latents: torch.Tensor | None = None
@@ -374,9 +468,17 @@ class _Trainer:
         self.early_probs: np.ndarray | None = None
         if name == "oracle":
             self.weights = group_balanced_weights(dataset.train, dataset.group_columns)
+        self._file_weights: np.ndarray | None = None  # the sampler's weights.csv under DDP, see _weights_from_file
 
-    def refresh_weights(self) -> dict[str, float]:
-        """DB-VAE weights from the latents of the current model on the whole training split (and the early errors)."""
+    def refresh_weights(self, keep_latents: bool = True) -> dict[str, float]:
+        """DB-VAE weights from the latents of the current model on the whole training split (and the early errors).
+
+        Under DDP each rank encodes its share of the rows; `keep_latents=False` then spares
+        gathering the latents when the weights do not need them (they are in `self.latents` only
+        for the final weights, which latents.npy stores).
+        """
+        if self.ctx.distributed:
+            return self._refresh_sharded(keep_latents)
         train = self.dataset.train
         self.latents = encode_all(self.model, train.images, self.config.eval_batch_size, self.device, self.amp)
         if not torch.isfinite(self.latents).all():
@@ -388,12 +490,51 @@ class _Trainer:
         self.log_density = -score
         return weight_summary(self.weights)
 
+    def _refresh_sharded(self, keep_latents: bool) -> dict[str, float]:
+        train, ctx, config = self.dataset.train, self.ctx, self.config
+        # Whole eval batches per rank: each rank encodes batches a single process would, so the
+        # latents, and from them the weights, are the single process's bits.
+        rows = ctx.shard(len(train), align=config.eval_batch_size)
+        if rows.stop > rows.start:
+            local = encode_all(self.model, train.images[rows], config.eval_batch_size, self.device, self.amp)
+        else:
+            local = torch.empty(0, config.latent_dim, device=self.device)
+        if ctx.any(not bool(torch.isfinite(local).all())):
+            raise NonFiniteLoss(f"the {self.name} model's latent means are not finite")
+        if self.weighting.strategy == AUTO:
+            raise RuntimeError("the weighting strategy of an auto fit must be chosen before the DB-VAE trains")
+        self.weights, score, latents = sharded_training_weights(
+            local, torch.tensor(train.labels), rows, self.weighting, self.dataset.vae_on_all, ctx, self.early_probs)
+        if latents is None and keep_latents:
+            latents = ctx.all_gather_rows(local)
+        self.latents = latents
+        self.log_density = -score
+        return weight_summary(self.weights)
+
+    def _weights_from_file(self) -> np.ndarray:
+        # Rank 0 reads weights.csv and sends the aligned weights to the others: no rank but 0 needs
+        # to see the run folder (another machine's ranks may not).
+        if self._file_weights is None:
+            ids = self.dataset.train.sample_ids
+            self._file_weights = self.ctx.on_main(lambda: SampleWeights.load(self.weights_file).align(ids))
+        return self._file_weights
+
+    def _steps_per_epoch(self) -> int:
+        rows = -(-len(self.dataset.train) // self.ctx.world_size)  # a rank's share, padded (rank_share)
+        return -(-rows // (self.config.batch_size // self.ctx.world_size))
+
     def _batches(self, epoch: int, row: dict):
-        train, config = self.dataset.train, self.config
+        train, config, ctx = self.dataset.train, self.config, self.ctx
+        # The batch size is global: each rank takes its part, so a step of all ranks sees batch_size rows.
+        batch_size = config.batch_size // ctx.world_size
         if self.name == "sampler":
-            sampler = SampleWeights.load(self.weights_file).to_sampler(train.sample_ids, seed=config.seed * 1000 + epoch)
+            if ctx.distributed:
+                sampler = DistributedWeightedSampler(self._weights_from_file(), num_replicas=ctx.world_size, rank=ctx.rank,
+                                                     seed=config.seed * 1000 + epoch)
+            else:
+                sampler = SampleWeights.load(self.weights_file).to_sampler(train.sample_ids, seed=config.seed * 1000 + epoch)
             return torch.utils.data.DataLoader(
-                UInt8ImageDataset(train.images, train.labels), batch_size=config.batch_size, sampler=sampler,
+                UInt8ImageDataset(train.images, train.labels), batch_size=batch_size, sampler=sampler,
                 pin_memory=self.device.type == "cuda",
             )
         generator = epoch_generator(config.seed, epoch, stream=MODELS.index(self.name))
@@ -401,11 +542,28 @@ class _Trainer:
             indices = uniform_indices(len(train), generator)
         else:
             if self.name == "dbvae":
-                row.update(self.refresh_weights())
+                row.update(self.refresh_weights(keep_latents=False))
             else:
                 row.update(weight_summary(self.weights))
             indices = weighted_indices(self.weights, len(train), generator)
-        return iterate_batches(train.images, train.labels, indices.numpy(), config.batch_size, self.device)
+        indices = rank_share(indices, ctx.rank, ctx.world_size)
+        return iterate_batches(train.images, train.labels, indices.numpy(), batch_size, self.device)
+
+    def _train_epoch(self, batches, bar) -> dict[str, float]:
+        try:
+            terms = train_one_epoch(self.train_model, self.criterion, self.optimizer, batches, self.device, self.amp, bar)
+        except Exception as exc:
+            if self.config.compile and _is_compile_error(exc):
+                detail = (str(exc).strip().splitlines() or [""])[0][:300]
+                raise CompileFailed(
+                    f"--compile: torch.compile could not compile the {self.name} model ({type(exc).__name__}: {detail}). "
+                    "On a CPU it needs a working C++ compiler: install one (g++ or clang, e.g. `apt install g++`), "
+                    "or run without --compile"
+                ) from exc
+            raise
+        # Under DDP each rank averaged its own rows; equal row counts per rank make the mean of the
+        # ranks' means the mean over the step's rows, and a NaN on one rank a NaN everywhere.
+        return self.ctx.mean(terms)
 
     def run_epoch(self, epoch: int, bar) -> dict:
         """Draw this epoch's rows, train on them, and return the history row.
@@ -419,13 +577,14 @@ class _Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = row["learning_rate"]
         batches = self._batches(epoch, row)
-        terms = train_one_epoch(self.model, self.criterion, self.optimizer, batches, self.device, self.amp, bar)
+        terms = self._train_epoch(batches, bar)
         if not np.isfinite(terms["total"]):
             raise NonFiniteLoss(f"the {self.name} loss became {terms['total']} in epoch {epoch} of {self.config.epochs}")
+        self.ctx.broadcast_buffers(self.model)
         if not _finite_state(self.model):
             raise NonFiniteLoss(f"the {self.name} model's parameters became NaN or infinite in epoch {epoch} of {self.config.epochs}")
         row.update({f"train_{k}": v for k, v in terms.items()})
-        _, valid = _evaluate(self.model, self.dataset.valid, self.dataset, self.config, self.device, self.amp)
+        _, valid = _evaluate(self.model, self.dataset.valid, self.dataset, self.config, self.device, self.amp, self.ctx)
         row.update(valid_accuracy=valid["accuracy"], valid_worst_group_accuracy=valid["worst_group_accuracy"])
         row["seconds"] = time.perf_counter() - start
         return row
@@ -438,7 +597,7 @@ class _Trainer:
         epochs = range(first_epoch, self.config.epochs + 1)
         if not epochs:
             return []
-        steps = len(epochs) * -(-len(self.dataset.train) // self.config.batch_size)
+        steps = len(epochs) * self._steps_per_epoch()
         rows = []
         with tqdm(total=steps, desc=f"{self.label:>7}", unit="batch", disable=not progress) as bar:
             for epoch in epochs:
@@ -539,26 +698,26 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def train_candidate(strategy: str, dataset: Dataset, config: FitConfig, device: torch.device,
-                    early_probs: np.ndarray | None, progress: bool) -> tuple[np.ndarray, dict]:
+                    early_probs: np.ndarray | None, progress: bool, ctx: DistContext = SINGLE) -> tuple[np.ndarray, dict]:
     """One short run of `--weighting auto`: a fresh DB-VAE trained `config.auto_epochs` epochs with
     `strategy`'s weights, as the fit's DB-VAE would be. Returns its P(label = 1) on the validation
     split and the weight_summary of the last weights it drew by."""
     short = replace(config, epochs=config.auto_epochs, weighting=replace(config.weighting, strategy=strategy))
-    trainer = _Trainer("dbvae", dataset, short, device, label=strategy)
+    trainer = _Trainer("dbvae", dataset, short, device, label=strategy, ctx=ctx)
     trainer.early_probs = early_probs
     trainer.train(progress)
-    probs = predict_proba(trainer.model, dataset.valid.images, config.eval_batch_size, device, trainer.amp)
+    probs = sharded_predict(trainer.model, dataset.valid.images, config, device, trainer.amp, ctx)
     return probs, weight_summary(trainer.weights)
 
 
 def select_strategy(dataset: Dataset, config: FitConfig, device: torch.device, early_probs: np.ndarray | None,
-                    progress: bool) -> dict:
+                    progress: bool, ctx: DistContext = SINGLE) -> dict:
     """Run every candidate strategy briefly and choose by validation figures (debias.selection).
 
     Returns the record written to config.json as "weighting_selection": criterion, val_groups,
     epochs, chosen, and per candidate its validation figures, ESS, max/min weight ratio and seconds.
     The global torch RNG is restored afterwards, so the fit's DB-VAE trains exactly as it would
-    with `--weighting CHOSEN`.
+    with `--weighting CHOSEN`. Under DDP every rank gets rank 0's record, so all train the same choice.
     """
     rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
@@ -567,27 +726,33 @@ def select_strategy(dataset: Dataset, config: FitConfig, device: torch.device, e
     candidates = {}
     for strategy in config.candidates:
         start = time.perf_counter()
-        probs, stats = train_candidate(strategy, dataset, config, device, early_probs, progress)
+        probs, stats = train_candidate(strategy, dataset, config, device, early_probs, progress, ctx)
         figures = validation_figures(valid.labels, probs, valid.attributes, config.val_groups)
         figures.update(ess=stats["ess"], max_min_ratio=stats["max_min_ratio"], seconds=time.perf_counter() - start)
         candidates[strategy] = figures
     torch.set_rng_state(rng)
     if cuda_rng is not None:
         torch.cuda.set_rng_state_all(cuda_rng)
-    return {
+    return ctx.broadcast_object({
         "criterion": criterion,
         "val_groups": list(config.val_groups),
         "epochs": config.auto_epochs,
         "chosen": choose(candidates, criterion),
         "candidates": candidates,
-    }
+    })
 
 
 class _Fit:
-    """One fit into a run folder, new or resumed: trains what is left, checkpointing every epoch."""
+    """One fit into a run folder, new or resumed: trains what is left, checkpointing every epoch.
+
+    Under DDP every rank runs it; only rank 0 (ctx.is_main) writes the run folder and shows progress.
+    """
 
     def __init__(self, run_dir: Path, config: FitConfig, device: torch.device, progress: bool,
-                 checkpoint: dict | None = None, created: str | None = None, resumed: bool = False):
+                 checkpoint: dict | None = None, created: str | None = None, resumed: bool = False,
+                 ctx: DistContext = SINGLE):
+        self.ctx = ctx
+        progress = progress and ctx.is_main
         self.run_dir, self.config, self.device, self.progress = run_dir, config, device, progress
         self.checkpoint = checkpoint
         self.created = created or _dt.datetime.now().isoformat(timespec="seconds")
@@ -617,10 +782,13 @@ class _Fit:
             raise FitInterrupted(self.run_dir, self._interrupted_message()) from None
         except NonFiniteLoss as exc:
             c = self.config
-            raise UserError(
+            # Every rank meets it at the same step (losses are averaged over the ranks, parameters are equal).
+            raise self.ctx.shared_error(UserError(
                 f"{exc}; training stopped. {self._kept()} Hint: lower --lr (now {c.learning_rate:g}) or --beta "
                 f"(now {c.beta:g}), or cap the weights with --cap, and start a new fit (--out NEW_FOLDER)."
-            ) from None
+            )) from None
+        except CompileFailed as exc:
+            raise self.ctx.shared_error(exc)
         except OSError as exc:
             if exc.filename is None or self.run_dir.resolve() not in Path(exc.filename).resolve().parents:
                 raise
@@ -668,6 +836,8 @@ class _Fit:
             }
         if self.selection is not None:
             record["weighting_selection"] = self.selection
+        if self.ctx.distributed:
+            record["processes"] = self.ctx.world_size  # torchrun's WORLD_SIZE; `device` is rank 0's
         return record
 
     def resolved_weighting(self) -> WeightingSettings:
@@ -682,7 +852,10 @@ class _Fit:
 
     def _load_dataset(self) -> Dataset:
         config = self.config
-        dataset = load_dataset(config.data, image_size=config.image_size, **config.data_options)
+        options = dict(config.data_options)
+        if not self.ctx.is_main:
+            options["progress"] = False
+        dataset = load_dataset(config.data, image_size=config.image_size, **options)
         _check_dataset(dataset)
         if config.vae_on is not None:
             dataset.vae_on_all = config.vae_on == "all"
@@ -723,9 +896,10 @@ class _Fit:
             torch.cuda.set_rng_state_all(cuda_states)
 
     def _save_checkpoint(self, complete: bool = False) -> None:
-        state = checkpoint_state(self.config, self.trainers, self.done, self.history, self.fingerprint, self._seconds(), complete,
-                                 self.early_probs, self.selection)
-        io.write_torch(self.run_dir / CHECKPOINT, state)
+        if self.ctx.is_main:
+            state = checkpoint_state(self.config, self.trainers, self.done, self.history, self.fingerprint, self._seconds(),
+                                     complete, self.early_probs, self.selection)
+            io.write_torch(self.run_dir / CHECKPOINT, state)
         self.saved_done = dict(self.done)
 
     def _after_epoch(self, name: str, epoch: int, row: dict) -> None:
@@ -733,7 +907,7 @@ class _Fit:
             # The early-stopped classifier of JTT: the uniform baseline as it is after this epoch.
             trainer = self.trainers[name]
             train = self.dataset.train
-            self.early_probs = predict_proba(trainer.model, train.images, self.config.eval_batch_size, self.device, trainer.amp)
+            self.early_probs = sharded_predict(trainer.model, train.images, self.config, self.device, trainer.amp, self.ctx)
         self.history.append(row)
         self.done[name] = epoch
         self._save_checkpoint()
@@ -743,22 +917,24 @@ class _Fit:
             self.trainers[name].train(self.progress, self.done.get(name, 0) + 1, self._after_epoch)
 
     def _run(self) -> dict:
-        config, run_dir, device = self.config, self.run_dir, self.device
-        dataset = self._load_dataset()
+        config, run_dir, device, ctx = self.config, self.run_dir, self.device, self.ctx
+        # Each machine's first rank loads (and caches) the data before the others read the cache.
+        dataset = ctx.local_main_first(self._load_dataset)
         self.dataset = dataset
-        if self.checkpoint is None:
-            # A new fit (--overwrite) first removes the files of the run it replaces: a stale
-            # checkpoint.pt beside the new config.json would make --resume continue the old run.
-            for name in (*RUN_FILES, EARLY_PROBS, *REPORT_FILES):
-                (run_dir / name).unlink(missing_ok=True)
-        io.write_json(run_dir / CONFIG, self._config_record(dataset, status="running"))
+        if ctx.is_main:
+            if self.checkpoint is None:
+                # A new fit (--overwrite) first removes the files of the run it replaces: a stale
+                # checkpoint.pt beside the new config.json would make --resume continue the old run.
+                for name in (*RUN_FILES, EARLY_PROBS, *REPORT_FILES):
+                    (run_dir / name).unlink(missing_ok=True)
+            io.write_json(run_dir / CONFIG, self._config_record(dataset, status="running"))
         self.resumable = True
 
         # The DB-VAE is always trained: its latents make weights.csv. Strategies that use errors
         # read them from the uniform baseline, so it is trained for them even when not asked for.
         names = [m for m in MODELS if m == "dbvae" or (m == "uniform" and config.uses_errors)
                  or (m in config.models and (m != "oracle" or dataset.group_columns))]
-        self.trainers = {name: _Trainer(name, dataset, config, device) for name in names}
+        self.trainers = {name: _Trainer(name, dataset, config, device, ctx=ctx) for name in names}
         self.done = {name: 0 for name in names}
         if self.checkpoint is not None:
             self._restore(self.checkpoint)
@@ -769,9 +945,10 @@ class _Fit:
                 "start a new fit with --out NEW_FOLDER"
             )
         if config.weighting.strategy == AUTO and self.selection is None:
-            self.selection = select_strategy(dataset, config, device, self.early_probs, self.progress)
+            self.selection = select_strategy(dataset, config, device, self.early_probs, self.progress, ctx)
             self._save_checkpoint()
-            io.write_json(run_dir / CONFIG, self._config_record(dataset, status="running"))
+            if ctx.is_main:
+                io.write_json(run_dir / CONFIG, self._config_record(dataset, status="running"))
         dbvae = self.trainers["dbvae"]
         dbvae.weighting = self.resolved_weighting()
         dbvae.early_probs = self.early_probs
@@ -780,18 +957,19 @@ class _Fit:
         # Recomputed even on a resumed fit: it is a deterministic function of the final DB-VAE.
         final_stats = dbvae.refresh_weights()  # the weights shipped are those of the final model
         train = dataset.train
-        io.write_csv(
-            run_dir / "weights.csv",
-            pd.DataFrame({
-                "sample_id": train.sample_ids,
-                "weight": dbvae.weights.cpu().numpy(),
-                "log_density": dbvae.log_density.cpu().numpy(),
-                "label": train.labels,
-            }),
-        )
-        io.write_npy(run_dir / "latents.npy", dbvae.latents.cpu().numpy().astype(np.float32))
-        if self.early_probs is not None:
-            io.write_npy(run_dir / EARLY_PROBS, np.asarray(self.early_probs, dtype=np.float64))
+        if ctx.is_main:
+            io.write_csv(
+                run_dir / "weights.csv",
+                pd.DataFrame({
+                    "sample_id": train.sample_ids,
+                    "weight": dbvae.weights.cpu().numpy(),
+                    "log_density": dbvae.log_density.cpu().numpy(),
+                    "label": train.labels,
+                }),
+            )
+            io.write_npy(run_dir / "latents.npy", dbvae.latents.cpu().numpy().astype(np.float32))
+            if self.early_probs is not None:
+                io.write_npy(run_dir / EARLY_PROBS, np.asarray(self.early_probs, dtype=np.float64))
         for name in ("sampler", "oracle"):
             if name in self.trainers:
                 self.trainers[name].weights_file = run_dir / "weights.csv"
@@ -802,14 +980,17 @@ class _Fit:
             split = dataset.split(split_name)
             probs = {}
             for name, trainer in self.trainers.items():
-                probs[name], metrics = _evaluate(trainer.model, split, dataset, config, device, trainer.amp)
+                probs[name], metrics = _evaluate(trainer.model, split, dataset, config, device, trainer.amp, ctx)
                 results.setdefault(split_name, {})[name] = metrics
-            io.write_csv(run_dir / f"predictions_{split_name}.csv", _predictions_frame(split, probs))
-        io.write_csv(run_dir / "history.csv", pd.DataFrame(self.history))
+            if ctx.is_main:
+                io.write_csv(run_dir / f"predictions_{split_name}.csv", _predictions_frame(split, probs))
+        if ctx.is_main:
+            io.write_csv(run_dir / "history.csv", pd.DataFrame(self.history))
         self._save_checkpoint(complete=True)
         summary = self._config_record(dataset, status="complete")
         summary.update(weighting_strategy=dbvae.weighting.strategy, final_weights=final_stats, results=results, seconds=self._seconds())
-        io.write_json(run_dir / CONFIG, summary)  # last: a config.json with results means the run is complete
+        if ctx.is_main:
+            io.write_json(run_dir / CONFIG, summary)  # last: a config.json with results means the run is complete
         summary["run_dir"] = str(run_dir)
         return summary
 
@@ -822,19 +1003,27 @@ def run_fit(config: FitConfig, out: str | Path | None = None, overwrite: bool = 
 
     Raises UserError for bad settings or data, FitInterrupted (a KeyboardInterrupt) on Ctrl-C; after
     either, the run folder keeps the checkpoint of the last finished epoch for `resume_fit`.
+
+    Under torchrun every process calls it with the same arguments and trains with DDP
+    (debias.distributed.session); rank 0 creates and writes the run folder, and every rank returns
+    the same results.
     """
-    check_config(config)
-    device = resolve_device(config.device)
-    target = Path(out) if out is not None else None
-    existed = target is not None and target.exists()
-    run_dir = prepare_run_dir(out, config.data, overwrite)
-    try:
-        return _Fit(run_dir, config, device, progress).run()
-    except BaseException:
-        # A fit that failed before writing anything leaves no empty run folder behind.
-        if not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()
-        raise
+    with session() as ctx:
+        def checked_device() -> torch.device:
+            check_config(config, ctx.world_size)
+            return resolve_device(config.device, ctx)
+
+        device = ctx.check(checked_device)
+        target = Path(out) if out is not None else None
+        existed = target is not None and target.exists()
+        run_dir = ctx.on_main(lambda: prepare_run_dir(out, config.data, overwrite))
+        try:
+            return _Fit(run_dir, config, device, progress, ctx=ctx).run()
+        except BaseException:
+            # A fit that failed before writing anything leaves no empty run folder behind.
+            if ctx.is_main and not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+                run_dir.rmdir()
+            raise
 
 
 def _model_names(models: Iterable[str]) -> tuple[str, ...]:
@@ -921,8 +1110,8 @@ def _resumed_config(saved: FitConfig, given: FitConfig | None, explicit: set[str
             options[key] = given.data_options[key]
     if "progress" in given.data_options:
         options["progress"] = given.data_options["progress"]
-    device = given.device if "device" in explicit else saved.device
-    return replace(saved, data_options=options, device=device)
+    runtime = {field: getattr(given if param in explicit else saved, field) for field, param in RUNTIME_SETTINGS.items()}
+    return replace(saved, data_options=options, **runtime)
 
 
 def resume_fit(run_dir: str | Path, given: FitConfig | None = None, explicit: Iterable[str] = (), progress: bool = True) -> dict:
@@ -934,20 +1123,38 @@ def resume_fit(run_dir: str | Path, given: FitConfig | None = None, explicit: It
     `given` holds the settings of the command line and `explicit` the names of the parameters the user
     actually gave (click's parameter names: "epochs", "learning_rate", "alpha", ...): a given
     parameter of RESUME_CHECKED that differs from the run's is a UserError naming both values;
-    device, cache_dir, workers and progress are taken from `given`. The fit continues after the
-    last model and epoch in checkpoint.pt (from the start, with the saved settings, when it was
-    stopped before its first checkpoint). A run that already finished is not retrained: its
-    config.json summary comes back with "already_complete": True. UserError when the folder is
-    missing, not a run folder, from an incompatible debias, damaged, or its data changed.
+    device, compile, eval_batch_size, cache_dir, workers and progress are taken from `given`. The
+    fit continues after the last model and epoch in checkpoint.pt (from the start, with the saved
+    settings, when it was stopped before its first checkpoint). A run that already finished is not
+    retrained: its config.json summary comes back with "already_complete": True. UserError when the
+    folder is missing, not a run folder, from an incompatible debias, damaged, or its data changed.
+
+    Under torchrun every process calls it and reads the run folder itself (so on several machines
+    the folder must be on a filesystem they share); rank 0 writes it.
     """
     run_dir = Path(run_dir)
     explicit = set(explicit)
+    with session() as ctx:
+        summary, config, device, checkpoint, created = ctx.check(lambda: _read_resumable(run_dir, given, explicit, ctx))
+        if summary is not None:
+            return summary
+
+        def prepare() -> None:
+            _check_writable(run_dir, "make it writable to resume the fit")
+            io.remove_stale_temporaries(run_dir)  # left by a writer that was killed mid-write
+
+        ctx.on_main(prepare)
+        return _Fit(run_dir, config, device, progress, checkpoint, created=created, resumed=True, ctx=ctx).run()
+
+
+def _read_resumable(run_dir: Path, given: FitConfig | None, explicit: set[str], ctx: DistContext):
+    """(summary of a finished run, None, None, None, None), or (None, config, device, checkpoint, created) to resume."""
     if not run_dir.exists():
         raise UserError(f"run folder {run_dir} does not exist, so there is nothing to resume; start a fit with `debias fit --out {run_dir}`")
     if not run_dir.is_dir():
         raise UserError(f"--resume {run_dir} is a file; pass the run folder of an interrupted `debias fit`")
     if given is not None:
-        check_config(given)
+        check_config(given, ctx.world_size)
     has_checkpoint = (run_dir / CHECKPOINT).is_file()
     if not has_checkpoint and not (run_dir / CONFIG).is_file():
         raise UserError(
@@ -973,11 +1180,9 @@ def resume_fit(run_dir: str | Path, given: FitConfig | None = None, explicit: It
         )
     if config_json is not None and "results" in config_json:
         summary = dict(config_json, run_dir=str(run_dir), already_complete=True)
-        return summary
+        return summary, None, None, None, None
     config = _resumed_config(saved, given, explicit)
-    check_config(config)
-    device = resolve_device(config.device)
-    _check_writable(run_dir, "make it writable to resume the fit")
-    io.remove_stale_temporaries(run_dir)  # left by a writer that was killed mid-write
+    check_config(config, ctx.world_size)
+    device = resolve_device(config.device, ctx)
     created = config_json.get("created") if config_json else None
-    return _Fit(run_dir, config, device, progress, checkpoint, created=created, resumed=True).run()
+    return None, config, device, checkpoint, created

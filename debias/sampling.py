@@ -1,4 +1,4 @@
-"""Which training rows each epoch visits: uniformly, or drawn by weight."""
+"""Which training rows each epoch visits: uniformly, or drawn by weight; under DDP, which of them each rank takes."""
 
 from __future__ import annotations
 
@@ -28,3 +28,22 @@ def weighted_indices(weights: torch.Tensor, num_samples: int, generator: torch.G
     cdf = torch.cumsum(w, 0)
     u = torch.rand(num_samples, generator=generator, dtype=torch.float64) * cdf[-1]
     return torch.searchsorted(cdf, u).clamp_(max=len(w) - 1)
+
+
+def rank_share(indices: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """Rank `rank`'s share of one epoch's `indices` under DDP: positions rank, rank + world_size, ...
+
+    Every rank draws the same `indices` (same generator) and keeps its positions, so the shares are
+    disjoint parts of one draw. The draw is first padded to a multiple of world_size by repeating its
+    first rows (as torch's DistributedSampler does), so every rank takes the same number of steps,
+    which DDP needs. With a per-rank batch of B / world_size, step t of every rank together covers
+    positions [t*B, (t+1)*B) of the draw: the rows of a single process's step t.
+    """
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ValueError(f"rank must be in [0, world_size), got rank={rank}, world_size={world_size}")
+    if world_size == 1:
+        return indices
+    padding = -len(indices) % world_size
+    if padding:
+        indices = torch.cat([indices, indices[:padding].repeat(-(-padding // max(len(indices), 1)))[:padding]])
+    return indices[rank::world_size]

@@ -50,7 +50,7 @@ PLANTED = {
 def planted(monkeypatch):
     calls = []
 
-    def fake_candidate(strategy, dataset, config, device, early_probs, progress):
+    def fake_candidate(strategy, dataset, config, device, early_probs, progress, ctx):
         calls.append(strategy)
         assert config.auto_epochs == 1
         torch.manual_seed(123)  # a real candidate run reseeds and draws from the global RNG

@@ -221,14 +221,25 @@ def compute_weights(inputs: WeightingInputs, settings: WeightingSettings, vae_on
     validate(settings)
     latents = inputs.latents
     labels = inputs.labels.reshape(-1).to(latents.device)
-    scored = torch.ones_like(labels, dtype=torch.bool) if vae_on_all else labels == 1
-    weights = torch.ones(len(labels), dtype=torch.float64, device=latents.device)
+    scored = scored_rows(labels, vae_on_all)
     score = torch.full((len(labels),), float("nan"), dtype=torch.float64, device=latents.device)
     if scored.any():
-        log_w = STRATEGIES[settings.strategy](replace(inputs, labels=labels).rows(scored), settings).to(latents.device)
-        score[scored] = log_w
-        weights[scored] = cap_weights(normalize_log_weights(log_w), settings.cap)
-    return weights, score
+        score[scored] = STRATEGIES[settings.strategy](replace(inputs, labels=labels).rows(scored), settings).to(latents.device)
+    return weights_from_scores(score, scored, settings.cap), score
+
+
+def scored_rows(labels: torch.Tensor, vae_on_all: bool) -> torch.Tensor:
+    """bool [N]: the rows a strategy scores, every row with `vae_on_all`, else the positives."""
+    return torch.ones_like(labels, dtype=torch.bool) if vae_on_all else labels == 1
+
+
+def weights_from_scores(score: torch.Tensor, scored: torch.Tensor, cap: float | None) -> torch.Tensor:
+    """Weights [N] (float64) from log-weight scores [N]: mean 1 over the scored rows, then capped; 1 elsewhere."""
+    weights = torch.ones(len(score), dtype=torch.float64, device=score.device)
+    if scored.any():
+        # normalize_log_weights works in float64, so scores stored as float64 lose nothing.
+        weights[scored] = cap_weights(normalize_log_weights(score[scored]), cap)
+    return weights
 
 
 def training_weights(
@@ -246,5 +257,6 @@ def training_weights(
 __all__ = [
     "AUTO", "COMBINATIONS", "JOINT_METHODS", "STRATEGIES", "Strategy", "WeightingInputs", "WeightingSettings",
     "cap_weights", "compute_weights", "effective_sample_size", "histogram_log_weights", "max_min_ratio",
-    "needs_errors", "normalize_log_weights", "register_strategy", "training_weights", "validate", "weight_summary",
+    "needs_errors", "normalize_log_weights", "register_strategy", "scored_rows", "training_weights", "validate",
+    "weight_summary", "weights_from_scores",
 ]

@@ -26,11 +26,17 @@ How it runs at scale (1,000,000 x 100 latents; measurements in BENCHMARKS.md, "D
   `bincount` over the codes (each group's joint histogram, summed into per-dimension ones);
   scoring gathers each code's summed (or max) per-dimension scores from a float64 table with
   `index_select` and adds (or maxes) a row's groups. Packing divides the elements both touch by p.
+
+The passes are also public one at a time, for rows spread over processes (debias.weighting.sharded):
+`latent_range` (pass one), `bin_latents` (pass two, on a given range) and `score_bins` (pass three,
+from given counts). Each process bins its rows on the range reduced over all of them, the integer
+counts are summed, and every row gets exactly the score `histogram_log_weights` gives it.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -225,17 +231,40 @@ def _code_blocks(codes: torch.Tensor, chunk_rows: int, packing: _Packing):
         yield start, _Block(block_codes, flat[: len(block_codes)], group_offsets)
 
 
-def _scan(mu: torch.Tensor, bins: int, chunk_rows: int):
-    """Bin geometry (low, width), packing, packed codes [N, G] and joint code counts [G * cells]."""
+def _check_latents(mu: torch.Tensor, chunk_rows: int) -> None:
     if mu.ndim != 2 or len(mu) == 0:
         raise ValueError(f"latents must be a non-empty [N, D] matrix, got shape {tuple(mu.shape)}")
-    if bins < 2:
-        raise ValueError(f"bins must be >= 2, got {bins}")
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
+
+
+def latent_range(mu: torch.Tensor, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-dimension minimum and maximum [D] of latents mu [N, D], in mu's dtype: the histograms' range.
+
+    The range of several row blocks is the element-wise min / max of theirs, exactly (see bin_latents).
+    """
+    _check_latents(mu, chunk_rows)
+    return _min_max(mu, chunk_rows)
+
+
+def _scan(mu: torch.Tensor, bins: int, chunk_rows: int, value_range=None, total_rows: int | None = None):
+    """Bin geometry (low, width), packing, packed codes [N, G] and joint code counts [G * cells].
+
+    `value_range` (low_x, high_x) replaces mu's own range and `total_rows` its row count in the
+    choice of method: both as for the whole matrix when mu is one block of its rows.
+    """
+    _check_latents(mu, chunk_rows)
+    if bins < 2:
+        raise ValueError(f"bins must be >= 2, got {bins}")
     n_rows, n_dims = mu.shape
     device = mu.device
-    low_x, high_x = _min_max(mu, chunk_rows)
+    if value_range is None:
+        low_x, high_x = _min_max(mu, chunk_rows)
+    else:
+        low_x, high_x = value_range
+        if low_x.shape != (n_dims,) or high_x.shape != (n_dims,) or low_x.dtype != mu.dtype or high_x.dtype != mu.dtype:
+            raise ValueError(f"value_range must be two [{n_dims}] tensors of the latents' dtype {mu.dtype}")
+        low_x, high_x = low_x.to(device), high_x.to(device)
     if not bool(torch.isfinite(low_x).all() & torch.isfinite(high_x).all()):
         raise ValueError("latents contain NaN or infinite values")
     low, high = low_x.to(torch.float64), high_x.to(torch.float64)
@@ -243,7 +272,7 @@ def _scan(mu: torch.Tensor, bins: int, chunk_rows: int):
     width = torch.where(high > low, (high - low) / bins, torch.ones_like(high))
     # Below _LARGE elements the fixed costs of the reciprocal's check and of the packed tables
     # outweigh what they save, and division with one dimension per code is used.
-    large = n_rows * n_dims >= _LARGE
+    large = (n_rows if total_rows is None else total_rows) * n_dims >= _LARGE
     reciprocal = _exact_reciprocal(low_x, high_x, low, width, bins) if large else None
     packing = _Packing(n_dims, bins, pack=large)
     rows = min(chunk_rows, n_rows)
@@ -277,21 +306,64 @@ def histogram_counts(mu: torch.Tensor, bins: int, chunk_rows: int = DEFAULT_CHUN
     return packing.marginals(joint).double(), low, width
 
 
-def histogram_log_weights(
+@dataclass(frozen=True)
+class BinnedLatents:
+    """Latent rows put in their histogram bins: what counting and scoring share (made by `bin_latents`).
+
+    `counts()` are these rows' per-dimension counts; `score_bins` turns counts (these, or the sum of
+    the counts of every block of the training rows) into these rows' log-weights.
+    """
+
+    packing: _Packing
+    codes: torch.Tensor
+    joint: torch.Tensor
+    total_rows: int
+
+    def counts(self) -> torch.Tensor:
+        """Per-dimension bin counts [D, bins] (int64) of these rows."""
+        return self.packing.marginals(self.joint).contiguous()
+
+
+def bin_latents(
     mu: torch.Tensor,
     bins: int = 10,
-    alpha: float = 0.01,
-    combine: str = "geometric",
+    value_range: tuple[torch.Tensor, torch.Tensor] | None = None,
+    total_rows: int | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
-) -> torch.Tensor:
-    """Unnormalized log-weights [N] (float64) of latent means mu [N, D]; larger = rarer."""
+) -> BinnedLatents:
+    """Bin latent means mu [N, D] for `score_bins`.
+
+    Alone, mu is the whole training matrix. For one block of its rows (a process's shard), pass
+    `value_range`: the (min, max) of `latent_range` over every block, which must contain every value
+    of mu, and `total_rows`: the rows of every block. Then the bins and the method are those of the
+    whole matrix, and the blocks' counts sum exactly to the whole matrix's counts.
+    """
+    _, _, packing, codes, joint = _scan(mu, bins, chunk_rows, value_range, total_rows)
+    return BinnedLatents(packing, codes, joint, len(mu) if total_rows is None else int(total_rows))
+
+
+def _check_combine_alpha(combine: str, alpha: float) -> None:
     if combine not in COMBINATIONS:
         raise ValueError(f"combine must be one of {COMBINATIONS}, got {combine!r}")
     if alpha < 0:
         raise ValueError(f"alpha must be >= 0, got {alpha}")
-    _, _, packing, codes, joint = _scan(mu, bins, chunk_rows)
-    n_rows, n_dims = mu.shape
-    smoothed = packing.marginals(joint).double() / n_rows + alpha
+
+
+def score_bins(
+    binned: BinnedLatents,
+    counts: torch.Tensor,
+    alpha: float = 0.01,
+    combine: str = "geometric",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> torch.Tensor:
+    """Unnormalized log-weights [rows of `binned`] (float64) from the per-dimension counts [D, bins]
+    of all `binned.total_rows` training rows; larger = rarer."""
+    _check_combine_alpha(combine, alpha)
+    packing, codes = binned.packing, binned.codes
+    if tuple(counts.shape) != (packing.n_dims, packing.bins):
+        raise ValueError(f"counts must be [{packing.n_dims}, {packing.bins}], got {tuple(counts.shape)}")
+    n_rows, n_dims, device = len(codes), packing.n_dims, codes.device
+    smoothed = counts.to(device).double() / binned.total_rows + alpha
     # Per-dimension score of each bin, -log Q^_i(bin); empty bins (alpha = 0) get +inf but no
     # sample ever falls in an empty bin, so the scores looked up below stay finite.
     scores = -torch.log(smoothed / smoothed.sum(dim=1, keepdim=True))
@@ -303,11 +375,11 @@ def histogram_log_weights(
     else:
         table = packing.table(scores, 0.0, torch.add)
 
-    out = torch.empty(n_rows, dtype=torch.float64, device=mu.device)
+    out = torch.empty(n_rows, dtype=torch.float64, device=device)
     gathered = None
     for start, block in _code_blocks(codes, chunk_rows, packing):
         if gathered is None:
-            gathered = torch.empty(len(block) * packing.groups, dtype=torch.float64, device=mu.device)
+            gathered = torch.empty(len(block) * packing.groups, dtype=torch.float64, device=device)
         rows = len(block)
         per_group = torch.index_select(table, 0, block.flat().view(-1), out=gathered[: rows * packing.groups])
         reduce = torch.amax if combine == "max" else torch.sum
@@ -315,3 +387,16 @@ def histogram_log_weights(
     if combine == "geometric":
         out /= n_dims
     return out
+
+
+def histogram_log_weights(
+    mu: torch.Tensor,
+    bins: int = 10,
+    alpha: float = 0.01,
+    combine: str = "geometric",
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> torch.Tensor:
+    """Unnormalized log-weights [N] (float64) of latent means mu [N, D]; larger = rarer."""
+    _check_combine_alpha(combine, alpha)
+    binned = bin_latents(mu, bins, chunk_rows=chunk_rows)
+    return score_bins(binned, binned.counts(), alpha, combine, chunk_rows)
