@@ -6,6 +6,7 @@ points above uniform, mean accuracy no more than 1 point below).
 
     python benchmarks/fit_seeds.py                    # 3 seeds, default settings
     python benchmarks/fit_seeds.py --seeds 0 1 --combine product --alpha 0.001
+    python benchmarks/fit_seeds.py --weighting errors+latent --models uniform,dbvae,oracle
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=FitConfig.epochs)
+    parser.add_argument("--weighting", default=WeightingSettings.strategy, help="Weighting strategy of the DB-VAE.")
     parser.add_argument("--alpha", type=float, default=WeightingSettings.alpha)
     parser.add_argument("--bins", type=int, default=WeightingSettings.bins)
     parser.add_argument("--combine", default=WeightingSettings.combine)
@@ -35,7 +37,7 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="Also write the raw results here.")
     args = parser.parse_args()
 
-    weighting = WeightingSettings(alpha=args.alpha, bins=args.bins, combine=args.combine, cap=args.cap)
+    weighting = WeightingSettings(strategy=args.weighting, alpha=args.alpha, bins=args.bins, combine=args.combine, cap=args.cap)
     rows = []
     for seed in args.seeds:
         config = FitConfig(seed=seed, epochs=args.epochs, latent_dim=args.latent_dim, weighting=weighting,
