@@ -18,15 +18,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import time
 
 import numpy as np
 import torch
 
 from debias.weighting import histogram_log_weights, normalize_log_weights
 from debias.weighting.histogram import COMBINATIONS, DEFAULT_CHUNK_ROWS
+from machine import machine_line, timed
 
 
 def _combine(total: np.ndarray | None, per_dim: np.ndarray, combine: str) -> np.ndarray:
@@ -70,23 +69,6 @@ def float64_formula(mu: np.ndarray, bins: int, alpha: float, combine: str = "geo
     return (out / mu.shape[1] if combine == "geometric" else out), on_edge
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _timed(fn) -> tuple[float, object]:
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
 def main() -> None:
     """Time both implementations, alternating, and print them side by side."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -118,12 +100,12 @@ def main() -> None:
         return reference_numpy_loop(mu_np, args.bins, args.alpha, args.combine)
 
     load_before = os.getloadavg()
-    first_s, _ = _timed(ours)  # first call: allocator warm-up, not counted
+    first_s, _ = timed(ours)  # first call: allocator warm-up, not counted
     ours_times, ref_times = [], []
     for _ in range(args.repeats):
-        seconds, ours_out = _timed(ours)
+        seconds, ours_out = timed(ours)
         ours_times.append(seconds)
-        seconds, ref_out = _timed(reference)
+        seconds, ref_out = timed(reference)
         ref_times.append(seconds)
     load_after = os.getloadavg()
     exact, on_edge = float64_formula(mu_np, args.bins, args.alpha, args.combine)
@@ -131,8 +113,7 @@ def main() -> None:
     ours_s, ref_s = statistics.median(ours_times), statistics.median(ref_times)
     ours_lw = ours_out.numpy()
     weights = {name: normalize_log_weights(torch.from_numpy(lw)).numpy() for name, lw in [("ours", ours_lw), ("ref", ref_out), ("exact", exact)]}
-    print(f"machine: {os.cpu_count()} cpus, {_cpu_model()}, torch {torch.__version__}, numpy {np.__version__}, "
-          f"torch threads {torch.get_num_threads()}, load average {load_before[0]:.1f} -> {load_after[0]:.1f}")
+    print(machine_line(load_before, load_after))
     print(f"latents {args.rows:,} x {args.dims} float32, bins {args.bins}, alpha {args.alpha}, {args.combine}, "
           f"chunk_rows {args.chunk_rows}, {args.repeats} rounds; {on_edge:,} values exactly on an inner bin edge")
     print(f"{'implementation':<36}{'median s':>10}{'min s':>9}{'max s':>9}{'speed-up':>10}")

@@ -41,7 +41,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -58,6 +57,7 @@ from torchvision.transforms import functional as TF
 from debias.data.cache import cached_images
 from debias.models.networks import DBVAE
 from debias.train import encode_all
+from machine import machine_line, timed
 
 # torch.from_numpy on the read-only memmap warns that writes would be undefined; nothing here writes.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -231,31 +231,6 @@ def measure_memory(args, which: str, array_path: Path, eval_batch: int) -> dict:
 # ------------------------------------------------------------------------------------------ main
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _memory_gib() -> float:
-    try:
-        with open("/proc/meminfo") as f:
-            return int(f.readline().split()[1]) / 2**20
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
-def _timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
 def main() -> None:
     """Time encode_all against both references, alternating, then measure memory in child processes."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -291,7 +266,7 @@ def main() -> None:
 
     paths = image_paths(args)
     cache_dir = Path(args.cache_dir)
-    build_s, images = _timed(lambda: cached_images(paths, args.image_size, ("bench-celeba",), cache_dir=cache_dir, progress=False))
+    build_s, images = timed(lambda: cached_images(paths, args.image_size, ("bench-celeba",), cache_dir=cache_dir, progress=False))
     n = len(images)
     device = torch.device("cpu")
 
@@ -318,14 +293,12 @@ def main() -> None:
     times = {name: [] for name in names}
     for _ in range(args.rounds):
         for name in names:
-            seconds, mu = _timed(runs[name])
+            seconds, mu = timed(runs[name])
             assert mu.shape == (n, args.latent)
             times[name].append(seconds)
     load_after = os.getloadavg()
 
-    print(f"machine: {os.cpu_count()} cpus, {_cpu_model()}, {_memory_gib():.0f} GiB, torch {torch.__version__}, "
-          f"torch threads {torch.get_num_threads()}, load average {load_before[0]:.1f} -> {load_after[0]:.1f} "
-          f"(1-min; 5-min {load_after[1]:.1f})")
+    print(machine_line(load_before, load_after))
     source = f"{args.synthetic} synthetic JPEGs" if args.synthetic else f"{n} JPEGs from {args.root}"
     print(f"{source}; cache {images.shape} uint8 memmap ({images.nbytes / 2**20:.1f} MiB), "
           f"{'built in %.1f s' % build_s if build_s > 1 else 'read from ' + str(cache_dir)}; "

@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import platform
 import statistics
 import sys
 import time
@@ -53,6 +52,7 @@ from torchvision.transforms import functional as TF
 from debias.data.cache import cached_images
 from debias.sampling import epoch_generator, weighted_indices
 from debias.train import UInt8ImageDataset, iterate_batches, to_model_input
+from machine import machine_line
 
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "celeba-sample"
@@ -79,25 +79,6 @@ def image_folder_root(paths: list[Path], folder: Path) -> Path:
         for p in paths:
             (cls / p.name).symlink_to(p.resolve())
     return root
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _memory_gib() -> float:
-    try:
-        with open("/proc/meminfo") as f:
-            return int(f.readline().split()[1]) / 2**20
-    except (OSError, ValueError, IndexError):
-        return float("nan")
 
 
 def main() -> None:
@@ -196,9 +177,7 @@ def main() -> None:
     pil = torch.stack([dataset[i][0] for i in range(32)])
     diff = (cached - pil).abs()
 
-    print(f"machine: {os.cpu_count()} cpus, {_cpu_model()}, {_memory_gib():.0f} GiB, torch {torch.__version__}, "
-          f"torch threads {torch.get_num_threads()}, load average {load_before[0]:.1f} -> {load_after[0]:.1f} "
-          f"(1-min; 5-min {load_after[1]:.1f})")
+    print(machine_line(load_before, load_after))
     print(f"{n} JPEGs from {args.root} ({sum(p.stat().st_size for p in paths) / 2**20:.0f} MiB); cache {images.shape} uint8 memmap "
           f"({images.nbytes / 2**20:.0f} MiB), {'built in %.1f s' % build_s if build_s > 1 else 'read from ' + str(cache_dir)}; "
           f"batch {args.batch}; one weighted epoch ({n} draws) per loader per round, {args.rounds} rounds after a warm-up epoch")

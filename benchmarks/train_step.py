@@ -38,7 +38,6 @@ import argparse
 import contextlib
 import copy
 import os
-import platform
 import statistics
 import time
 
@@ -50,6 +49,7 @@ import debias.models.losses as debias_losses
 from debias.models.losses import DBVAELoss
 from debias.models.networks import DBVAE
 from debias.train import to_model_input, train_one_epoch
+from machine import machine_line
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,25 +240,6 @@ class Runner:
                 loss.detach().cpu().numpy()
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def _memory_gib() -> float:
-    try:
-        with open("/proc/meminfo") as f:
-            return int(f.readline().split()[1]) / 2**20
-    except (OSError, ValueError, IndexError):
-        return float("nan")
-
-
 OP_CLASSES = (
     ("conv", ("convolution", "conv2d", "conv_transpose")),
     ("batchnorm", ("batch_norm",)),
@@ -402,9 +383,7 @@ def main() -> None:
 
     ips = {name: [args.steps * args.batch / t for t in ts] for name, ts in times.items()}
     med = {name: statistics.median(v) for name, v in ips.items()}
-    print(f"machine: {os.cpu_count()} cpus, {_cpu_model()}, {_memory_gib():.0f} GiB, torch {torch.__version__}, "
-          f"torch threads {torch.get_num_threads()}, load average {load_before[0]:.1f} -> {load_after[0]:.1f} "
-          f"(1-min; 5-min {load_after[1]:.1f})")
+    print(machine_line(load_before, load_after))
     print(f"one training step: batch {args.batch}, {s}x{s}, latent {k}; {args.rounds} rounds x {args.steps} steps "
           f"per model, alternating, after {args.warmup} warm-up steps; images/s = steps x batch / seconds")
     ref = f"course n{args.filters}"
