@@ -109,7 +109,8 @@ def main(debug: bool) -> None:
 @click.option("--errors-upweight", type=float, default=_WEIGHTING.errors_upweight, show_default=True,
               help="errors strategies: weight of an early classifier's training error relative to a correct sample (JTT's lambda).")
 @click.option("--errors-epoch", type=int, default=_WEIGHTING.errors_epoch, show_default=True,
-              help="errors strategies: the uniform baseline's epoch whose training errors are upweighted.")
+              help="errors strategies: the uniform baseline's epoch whose training errors are upweighted "
+                   "(a later one if its classifier errs more than always predicting the majority class).")
 @click.option("--joint-method", type=click.Choice(list(JOINT_METHODS)), default=_WEIGHTING.joint_method, show_default=True,
               help="joint strategies: Gaussian mixture or k-nearest-neighbour density.")
 @click.option("--joint-dims", type=int, default=_WEIGHTING.joint_dims, show_default=True, help="joint strategies: principal directions of the latent means.")
@@ -207,6 +208,11 @@ def format_summary(result: dict) -> str:
             lines.append(f" {mark} {name:<14}{figures[criterion]:>8.3f}   accuracy {figures['accuracy']:.3f}   ESS {figures['ess']:.2f}")
     elif result.get("weighting_strategy"):
         lines += ["", f"weighting: {result['weighting_strategy']}"]
+    early = result.get("early_errors")
+    if early:
+        lines.append(f"early errors: the uniform baseline after epoch {early['epoch']}, {early['error_rate']:.1%} of the training "
+                     f"split (always predicting the majority class: {early['majority_error_rate']:.1%})"
+                     + ("" if early["informative"] else "; no epoch beat that, so the errors mark a whole class, not rare people"))
     lines.append("")
     lines.append(f"weights.csv: ESS {w['ess']:.2f} of N, max/min weight ratio {w['max_min_ratio']:.1f}, {result['seconds']:.0f} s in all")
     return "\n".join(lines)

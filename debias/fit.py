@@ -9,7 +9,8 @@ The run directory (the contract other tools rely on):
   predictions_valid.csv  the same on the validation split
   history.csv            one row per model and epoch: losses, accuracies, weight statistics
   early_probs.npy        (strategies that use errors) the uniform baseline's P(label = 1) on the
-                         training split after epoch `errors_epoch`, rows as in weights.csv
+                         training split after the epoch config.json names ("early_errors"), rows as
+                         in weights.csv
 
 Weighting strategies (debias.weighting) that use the early classifier's errors read them from the
 uniform baseline, which is then always trained. `--weighting auto` (debias.selection) trains one
@@ -67,6 +68,7 @@ from debias.selection import DEFAULT_CANDIDATES, WORST_CLASS, WORST_GROUP, choos
 from debias.weights import DistributedWeightedSampler, SampleWeights
 from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_errors, training_weights, validate, weight_summary
 from debias.weighting.sharded import sharded_training_weights
+from debias.weighting.errors import early_error_rates
 
 MODELS = ("uniform", "dbvae", "sampler", "oracle")
 CHECKPOINT = "checkpoint.pt"
@@ -638,6 +640,7 @@ def checkpoint_state(
     complete: bool,
     early_probs: np.ndarray | None = None,
     selection: dict | None = None,
+    early_errors: dict | None = None,
 ) -> dict:
     """The contents of checkpoint.pt: tensors and plain types only, so torch.load(weights_only=True) reads it.
 
@@ -653,7 +656,8 @@ def checkpoint_state(
     rng             {"torch": torch.get_rng_state(), "cuda": [per-GPU states] or []}
     seconds         training time so far, over every session of the fit
     early_probs     (only once known) float64 tensor [N]: the uniform baseline's P(label = 1) on the
-                    training split after epoch `errors_epoch`, for strategies that use errors
+                    training split after the epoch of early_errors, for strategies that use errors
+    early_errors    (with early_probs) JSON string: {"epoch", "error_rate", "majority_error_rate", "informative"}
     weighting_selection  (only for auto fits, once chosen) the selection record as a JSON string
     """
     saved = [name for name, t in trainers.items() if complete or epochs_done.get(name, 0) > 0]
@@ -673,6 +677,8 @@ def checkpoint_state(
     }
     if early_probs is not None:
         state["early_probs"] = torch.as_tensor(np.asarray(early_probs, dtype=np.float64))
+    if early_errors is not None:
+        state["early_errors"] = json.dumps(early_errors)
     if selection is not None:
         state["weighting_selection"] = json.dumps(selection)
     return state
@@ -765,10 +771,13 @@ class _Fit:
         self.fingerprint = ""
         self.dataset: Dataset | None = None
         self.early_probs: np.ndarray | None = None
+        self.early_errors: dict | None = None  # which epoch's errors early_probs holds, and their rates
         self.selection: dict | None = None
         if checkpoint is not None:
             if "early_probs" in checkpoint:
                 self.early_probs = checkpoint["early_probs"].double().numpy()
+            if "early_errors" in checkpoint:
+                self.early_errors = json.loads(checkpoint["early_errors"])
             if "weighting_selection" in checkpoint:
                 self.selection = json.loads(checkpoint["weighting_selection"])
         # Whether the run folder describes this fit yet (config.json written by it, or a resumed run).
@@ -834,6 +843,8 @@ class _Fit:
                 "sizes": {s: len(dataset.split(s)) for s in ("train", "valid", "test")},
                 "info": dataset.info,
             }
+        if self.early_errors is not None:
+            record["early_errors"] = self.early_errors
         if self.selection is not None:
             record["weighting_selection"] = self.selection
         if self.ctx.distributed:
@@ -898,19 +909,31 @@ class _Fit:
     def _save_checkpoint(self, complete: bool = False) -> None:
         if self.ctx.is_main:
             state = checkpoint_state(self.config, self.trainers, self.done, self.history, self.fingerprint, self._seconds(),
-                                     complete, self.early_probs, self.selection)
+                                     complete, self.early_probs, self.selection, self.early_errors)
             io.write_torch(self.run_dir / CHECKPOINT, state)
         self.saved_done = dict(self.done)
 
     def _after_epoch(self, name: str, epoch: int, row: dict) -> None:
-        if name == "uniform" and self.config.uses_errors and epoch == self.config.weighting.errors_epoch:
-            # The early-stopped classifier of JTT: the uniform baseline as it is after this epoch.
-            trainer = self.trainers[name]
-            train = self.dataset.train
-            self.early_probs = sharded_predict(trainer.model, train.images, self.config, self.device, trainer.amp, self.ctx)
+        if (name == "uniform" and self.config.uses_errors and self.early_probs is None
+                and epoch >= self.config.weighting.errors_epoch):
+            self._take_early_errors(epoch)
         self.history.append(row)
         self.done[name] = epoch
         self._save_checkpoint()
+
+    def _take_early_errors(self, epoch: int) -> None:
+        """Keep the uniform baseline's training predictions after this epoch as JTT's early classifier.
+
+        From `errors_epoch` on, the first epoch whose classifier errs less than always predicting the
+        majority class (see early_error_rates); the last epoch's if none does, flagged in config.json.
+        """
+        trainer = self.trainers["uniform"]
+        train = self.dataset.train
+        probs = sharded_predict(trainer.model, train.images, self.config, self.device, trainer.amp, self.ctx)
+        rates = early_error_rates(probs, train.labels)
+        if rates["informative"] or epoch == self.config.epochs:
+            self.early_probs = probs
+            self.early_errors = {"epoch": epoch, **rates}
 
     def _train(self, name: str) -> None:
         if name in self.trainers:

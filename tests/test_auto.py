@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 import debias.fit
-from debias.cli import main
+from debias.cli import format_summary, main
 from debias.selection import choose, validation_figures, worst_class_accuracy
 
 TINY = ["--data-option", "spurious=hat", "--limit", "96", "--epochs", "2", "--batch-size", "32", "--image-size", "16",
@@ -195,3 +195,43 @@ def test_bad_options_are_one_clear_message(tmp_path, args, message):
     result = fit(*TINY, *args, "--out", tmp_path / "run")
     assert result.exit_code != 0
     assert message in result.output and "Traceback" not in result.output
+
+
+def test_errors_skip_an_early_classifier_worse_than_the_majority_class(tmp_path, monkeypatch):
+    # Planted: after epoch 1 the uniform baseline calls every training image positive (it has not
+    # learned anything yet); after epoch 2 it is right on all but the first row. JTT's errors must
+    # come from epoch 2: epoch 1's would upweight the whole negative class.
+    real_load, real_predict = debias.fit.load_dataset, debias.fit.sharded_predict
+    seen, calls = {}, []
+
+    def load(*args, **kwargs):
+        seen["dataset"] = real_load(*args, **kwargs)
+        return seen["dataset"]
+
+    def planted(model, images, config, device, amp, ctx):
+        probs = real_predict(model, images, config, device, amp, ctx)
+        if images is not seen["dataset"].train.images:  # evaluation of the other splits
+            return probs
+        calls.append(len(calls) + 1)
+        if len(calls) == 1:
+            return np.ones_like(probs)
+        right = np.where(seen["dataset"].train.labels == 1, 0.9, 0.1)
+        right[0] = 1.0 - right[0]
+        return right
+
+    monkeypatch.setattr(debias.fit, "load_dataset", load)
+    monkeypatch.setattr(debias.fit, "sharded_predict", planted)
+    out = tmp_path / "run"
+    result = fit(*TINY, "--weighting", "errors", "--models", "uniform", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert calls == [1, 2]
+    config = json.loads((out / "config.json").read_text())
+    n = len(seen["dataset"].train)
+    assert config["early_errors"]["epoch"] == 2 and config["early_errors"]["informative"]
+    assert config["early_errors"]["error_rate"] == pytest.approx(1 / n)
+    early_probs = np.load(out / "early_probs.npy")
+    weights = pd.read_csv(out / "weights.csv")
+    wrong = (early_probs >= 0.5) != (weights["label"].to_numpy() == 1)
+    assert wrong.sum() == 1 and wrong[0]
+    assert weights["weight"][0] == pytest.approx(20 * weights["weight"][1])
+    assert "early errors: the uniform baseline after epoch 2, " in format_summary({**config, "run_dir": str(out)})

@@ -46,7 +46,9 @@ class WeightingSettings:
                      sampling mass, what balancing a 5% group against the rest would.
     errors_epoch     the uniform baseline's epoch whose training-split predictions are the errors.
                      1: JTT's early stopping keeps the errors of the shortcut, before the network
-                     memorizes the rare samples (after which it gets them all right).
+                     memorizes the rare samples (after which it gets them all right). A fit takes
+                     the first epoch from this one on whose classifier errs less than always
+                     predicting the majority class (debias.weighting.errors.early_error_rates).
     joint_method     "gmm" (Gaussian mixture) or "knn" (k-nearest-neighbour density).
     joint_dims       principal directions of the standardized latent means the density lives on.
     joint_components mixture components per class (fewer for small classes).

@@ -27,6 +27,26 @@ from debias.weighting.joint import standardize
 _PROBE_C = 1.0
 
 
+def early_error_rates(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """How an early classifier (P(label = 1) per training row) compares with always predicting the majority class.
+
+    error_rate           the share of rows it gets wrong
+    majority_error_rate  the share that always predicting the training split's majority class gets wrong
+    informative          error_rate < majority_error_rate: its errors can single out a minority.
+
+    JTT presumes the early classifier has learned the shortcut. One that has not yet (worse than the
+    constant prediction, as a classifier after one epoch on a few thousand CelebA images can be)
+    errs on much of a whole class, and upweighting those errors shifts the sampling toward that
+    class instead of toward the rare people: measured on the CelebA sample (seed 2, epoch 1: 39%
+    errors against 13% for the constant prediction), the final classifiers then predicted the
+    majority class for every test image.
+    """
+    y = np.asarray(labels).reshape(-1).astype(bool)
+    n_errors = int(((np.asarray(probs).reshape(-1) >= 0.5) != y).sum())
+    n_minority = int(min(y.sum(), len(y) - y.sum()))  # counts, not rates: an exact comparison
+    return {"error_rate": n_errors / len(y), "majority_error_rate": n_minority / len(y), "informative": n_errors < n_minority}
+
+
 def jtt_log_weights(errors: torch.Tensor, upweight: float) -> torch.Tensor:
     """log(lambda) for the rows the early classifier got wrong, 0 for the others (float64)."""
     return errors.to(torch.float64) * math.log(upweight)

@@ -11,6 +11,7 @@ from debias.weighting import (
     STRATEGIES, WeightingInputs, WeightingSettings, compute_weights, effective_sample_size, needs_errors,
     training_weights, validate, weight_summary,
 )
+from debias.weighting.errors import early_error_rates
 
 N = 2000
 RARE_RATE = 0.05  # of each class: the label disagrees with trait B
@@ -178,3 +179,17 @@ def test_auto_is_valid_only_where_allowed():
     mu, labels, _, probs, _ = rare_combination()
     with pytest.raises(ValueError, match="auto"):
         training_weights(mu, labels, replace(WeightingSettings(), strategy="auto"), vae_on_all=True, early_probs=probs)
+
+
+def test_early_error_rates_compare_with_the_majority_class():
+    labels = np.array([0] * 8 + [1] * 2)
+    # Right on all but one majority row: errs less than always predicting 0 (2 of 10 wrong).
+    good = np.where(labels == 1, 0.9, 0.1)
+    good[0] = 0.8
+    rates = early_error_rates(good, labels)
+    assert rates == {"error_rate": pytest.approx(0.1), "majority_error_rate": pytest.approx(0.2), "informative": True}
+    # Calls half the majority class positive: its errors are a whole class's worth, not a minority.
+    rates = early_error_rates(np.where(np.arange(10) % 2 == 0, 0.7, 0.1), labels)
+    assert rates["error_rate"] == pytest.approx(0.5) and not rates["informative"]
+    # Equal to the constant prediction is not better than it.
+    assert not early_error_rates(np.full(10, 0.2), labels)["informative"]
