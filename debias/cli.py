@@ -120,6 +120,8 @@ def main(debug: bool) -> None:
               help="joint strategies: smoothing, relative to the median density (bounds a weight near 1/alpha times a typical one).")
 @click.option("--auto-strategies", default=None, help="auto: comma-separated strategies to try (default: every strategy that reweights).")
 @click.option("--auto-epochs", type=int, default=_FIT.auto_epochs, show_default=True, help="auto: epochs of each candidate's short run.")
+@click.option("--auto-accuracy-budget", type=float, default=_FIT.auto_accuracy_budget, show_default=True,
+              help="auto: points of validation accuracy a candidate may lose against the most accurate one and still be chosen.")
 @click.option("--val-groups", default=None, metavar="ATTR[,ATTR]",
               help="auto: choose by worst-group accuracy over these attributes of the validation split (never used for training).")
 @click.option("--image-size", type=int, default=_FIT.image_size, show_default=True)
@@ -140,7 +142,7 @@ def main(debug: bool) -> None:
 @_user_errors
 def fit(data, root, target, groups, limit, data_option, cache_dir, workers, vae_on, epochs, batch_size, learning_rate, latent_dim, beta,
         weighting, alpha, bins, combine, cap, errors_upweight, errors_epoch, joint_method, joint_dims, joint_components, knn_k,
-        joint_alpha, auto_strategies, auto_epochs, val_groups, image_size, seed, device, compile_model, eval_batch_size, models,
+        joint_alpha, auto_strategies, auto_epochs, auto_accuracy_budget, val_groups, image_size, seed, device, compile_model, eval_batch_size, models,
         write_report_too, out, overwrite, resume, quiet):
     """Train the DB-VAE with adaptive resampling and a uniform baseline; write weights.csv and predictions.
 
@@ -163,7 +165,7 @@ def fit(data, root, target, groups, limit, data_option, cache_dir, workers, vae_
         data=data, data_options=data_options, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         latent_dim=latent_dim, beta=beta, image_size=image_size, seed=seed, device=device, compile=compile_model,
         eval_batch_size=eval_batch_size, models=tuple(m.strip() for m in models.split(",") if m.strip()),
-        vae_on=vae_on, auto_strategies=_names(auto_strategies), auto_epochs=auto_epochs, val_groups=_names(val_groups),
+        vae_on=vae_on, auto_strategies=_names(auto_strategies), auto_epochs=auto_epochs, auto_accuracy_budget=auto_accuracy_budget, val_groups=_names(val_groups),
         weighting=WeightingSettings(
             strategy=weighting, bins=bins, alpha=alpha, combine=combine, cap=cap, errors_upweight=errors_upweight,
             errors_epoch=errors_epoch, joint_method=joint_method, joint_dims=joint_dims, joint_components=joint_components,
@@ -202,7 +204,9 @@ def format_summary(result: dict) -> str:
     if selection:
         criterion = selection["criterion"]
         lines += ["", f"--weighting auto chose {selection['chosen']} by validation {criterion.replace('_', ' ')}"
-                      + (f" over {','.join(selection['val_groups'])}" if selection["val_groups"] else "") + ":"]
+                      + (f" over {','.join(selection['val_groups'])}" if selection["val_groups"] else "")
+                      + (f", within {selection['accuracy_budget']:g} points of the most accurate" if "accuracy_budget" in selection else "")
+                      + ":"]
         for name, figures in selection["candidates"].items():
             mark = "*" if name == selection["chosen"] else " "
             lines.append(f" {mark} {name:<14}{figures[criterion]:>8.3f}   accuracy {figures['accuracy']:.3f}   ESS {figures['ess']:.2f}")

@@ -116,6 +116,9 @@ class FitConfig:
     auto_strategies: tuple[str, ...] = ()
     auto_epochs: int = 2
     val_groups: tuple[str, ...] = ()
+    # Percentage points of validation accuracy a candidate may lose against the most accurate one
+    # and still be chosen (debias.selection.choose).
+    auto_accuracy_budget: float = 2.0
     # Train through torch.compile (evaluation and encoding stay eager). Off by default: compiling
     # costs about 30 s per model on a CPU, more than a small fit trains, and needs a C++ compiler.
     compile: bool = False
@@ -252,6 +255,8 @@ def check_config(config: FitConfig, world_size: int = 1) -> None:
             problems.append(f"--auto-strategies: unknown strategy {', '.join(bad)}; choose from {', '.join(STRATEGIES)}")
         if config.auto_epochs < 1:
             problems.append(f"--auto-epochs must be >= 1, got {config.auto_epochs}")
+        if not 0 <= config.auto_accuracy_budget <= 100:
+            problems.append(f"--auto-accuracy-budget must be between 0 and 100 points, got {config.auto_accuracy_budget:g}")
     else:
         if config.auto_strategies:
             problems.append("--auto-strategies only applies to --weighting auto")
@@ -743,7 +748,8 @@ def select_strategy(dataset: Dataset, config: FitConfig, device: torch.device, e
         "criterion": criterion,
         "val_groups": list(config.val_groups),
         "epochs": config.auto_epochs,
-        "chosen": choose(candidates, criterion),
+        "accuracy_budget": config.auto_accuracy_budget,
+        "chosen": choose(candidates, criterion, config.auto_accuracy_budget / 100),
         "candidates": candidates,
     })
 
@@ -1088,6 +1094,7 @@ RESUME_CHECKED: dict[str, tuple[str, Callable[[FitConfig], object]]] = {
     "joint_alpha": ("--joint-alpha", lambda c: c.weighting.joint_alpha),
     "auto_strategies": ("--auto-strategies", lambda c: tuple(c.auto_strategies)),
     "auto_epochs": ("--auto-epochs", lambda c: c.auto_epochs),
+    "auto_accuracy_budget": ("--auto-accuracy-budget", lambda c: c.auto_accuracy_budget),
     "val_groups": ("--val-groups", lambda c: tuple(c.val_groups)),
     "image_size": ("--image-size", lambda c: c.image_size),
     "seed": ("--seed", lambda c: c.seed),

@@ -70,16 +70,21 @@ def test_selection_helpers():
                "c": {"worst_class_accuracy": 0.7, "accuracy": 0.99}}
     assert choose(figures, "worst_class_accuracy") == "b"  # tie on the criterion: the higher accuracy
     assert choose({"x": figures["a"], "y": dict(figures["a"])}, "worst_class_accuracy") == "x"  # full tie: the first
+    # An accuracy budget keeps out what loses more than it against the most accurate candidate (c, 0.99).
+    assert choose(figures, "worst_class_accuracy", accuracy_budget=0.05) == "c"
+    assert choose(figures, "worst_class_accuracy", accuracy_budget=0.09) == "b"
+    assert choose(figures, "worst_class_accuracy", accuracy_budget=0.0) == "c"
     attributes = pd.DataFrame({"g": [0, 0, 1, 1, 0, 1]})
     out = validation_figures(labels, np.array([0.9, 0.9, 0.1, 0.9, 0.1, 0.1]), attributes, ["g"])
     assert out["worst_group_accuracy"] == pytest.approx(0.5) and out["worst_group"] == "g=1|label=1"
     assert "worst_group_accuracy" not in validation_figures(labels, np.full(6, 0.9))
 
 
-@pytest.mark.parametrize("val_groups,chosen", [(None, "errors"), ("hat", "joint")])
-def test_auto_picks_what_the_planted_validation_set_favours(tmp_path, planted, val_groups, chosen):
+# errors is ~90% accurate, joint 70%: joint wins on worst group only when the budget lets it compete.
+@pytest.mark.parametrize("val_groups,budget,chosen", [(None, None, "errors"), ("hat", "100", "joint"), ("hat", None, "errors")])
+def test_auto_picks_what_the_planted_validation_set_favours(tmp_path, planted, val_groups, budget, chosen):
     out = tmp_path / "run"
-    extra = ["--val-groups", val_groups] if val_groups else []
+    extra = (["--val-groups", val_groups] if val_groups else []) + (["--auto-accuracy-budget", budget] if budget else [])
     result = fit(*TINY, "--weighting", "auto", "--auto-strategies", "histogram,errors,joint", "--auto-epochs", "1", *extra,
                  "--models", "uniform,dbvae", "--out", out)
     assert result.exit_code == 0, result.output
@@ -90,6 +95,7 @@ def test_auto_picks_what_the_planted_validation_set_favours(tmp_path, planted, v
     assert config["settings"]["weighting"]["strategy"] == "auto"
     assert selection["criterion"] == ("worst_group_accuracy" if val_groups else "worst_class_accuracy")
     assert selection["val_groups"] == ([val_groups] if val_groups else [])
+    assert selection["accuracy_budget"] == (float(budget) if budget else 2.0)
     figures = selection["candidates"]
     assert list(figures) == ["histogram", "errors", "joint"]
     assert figures["errors"]["worst_class_accuracy"] == pytest.approx(0.8, abs=0.03)
@@ -151,7 +157,7 @@ def test_resume_after_the_choice_does_not_rerun_the_candidates(tmp_path, planted
 
     monkeypatch.setattr(debias.fit._Trainer, "run_epoch", interrupted)
     args = [*TINY, "--weighting", "auto", "--auto-strategies", "histogram,errors,joint", "--auto-epochs", "1", "--val-groups", "hat",
-            "--models", "uniform,dbvae"]
+            "--auto-accuracy-budget", "100", "--models", "uniform,dbvae"]
     result = fit(*args, "--out", out)
     assert result.exit_code == 130, result.output
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
@@ -167,6 +173,8 @@ def test_resume_after_the_choice_does_not_rerun_the_candidates(tmp_path, planted
     # Changing the strategy on resume is refused like any other setting.
     refused = fit("--resume", out, "--weighting", "errors", "--quiet")
     assert refused.exit_code != 0 and "--weighting errors (the run has auto)" in refused.output
+    refused = fit("--resume", out, "--auto-accuracy-budget", "2", "--quiet")
+    assert refused.exit_code != 0 and "--auto-accuracy-budget" in refused.output
 
 
 def test_auto_fit_equals_a_fit_with_the_chosen_strategy(tmp_path, planted):
@@ -185,6 +193,7 @@ def test_auto_fit_equals_a_fit_with_the_chosen_strategy(tmp_path, planted):
         (["--val-groups", "hat"], "--val-groups only applies to --weighting auto"),
         (["--weighting", "auto", "--val-groups", "beard"], "no attribute beard"),
         (["--weighting", "auto", "--auto-strategies", "histogram,bogus"], "unknown strategy bogus"),
+        (["--weighting", "auto", "--auto-accuracy-budget", "-1"], "--auto-accuracy-budget must be between 0 and 100"),
         (["--weighting", "errors", "--errors-epoch", "3"], "--errors-epoch 3 is after the last epoch"),
         (["--weighting", "errors", "--errors-upweight", "0.5"], "errors_upweight must be >= 1"),
         (["--data-option", "spurious"], "KEY=VALUE"),
