@@ -67,8 +67,8 @@ from debias.train import UInt8ImageDataset, encode_all, iterate_batches, predict
 from debias.selection import DEFAULT_CANDIDATES, WORST_CLASS, WORST_GROUP, choose, validation_figures
 from debias.weights import DistributedWeightedSampler, SampleWeights
 from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_errors, training_weights, validate, weight_summary
-from debias.weighting.sharded import sharded_training_weights
 from debias.weighting.errors import early_error_rates
+from debias.weighting.sharded import sharded_training_weights
 
 MODELS = ("uniform", "dbvae", "sampler", "oracle")
 CHECKPOINT = "checkpoint.pt"

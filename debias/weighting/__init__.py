@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 
 from debias.weighting.combined import errors_joint_log_weights, errors_latent_log_weights
-from debias.weighting.errors import jtt_log_weights
+from debias.weighting.errors import classifier_errors, jtt_log_weights
 from debias.weighting.histogram import COMBINATIONS, histogram_log_weights
 from debias.weighting.joint import joint_log_weights
 from debias.weighting.stats import cap_weights, effective_sample_size, max_min_ratio, normalize_log_weights, weight_summary
@@ -100,7 +100,7 @@ class WeightingInputs:
         if len(p) != len(labels):
             raise ValueError(f"early_probs has {len(p)} rows but there are {len(labels)} labels")
         y = labels.to(torch.float64)
-        errors = (p >= 0.5).to(torch.float64) != y
+        errors = classifier_errors(p, labels)
         eps = 1e-12
         losses = -(y * torch.log(p.clamp_min(eps)) + (1 - y) * torch.log((1 - p).clamp_min(eps)))
         return cls(latents, labels, errors, losses)

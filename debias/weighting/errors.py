@@ -27,7 +27,12 @@ from debias.weighting.joint import standardize
 _PROBE_C = 1.0
 
 
-def early_error_rates(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+def classifier_errors(probs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Which rows [N] (bool) a classifier gets wrong, from its P(label = 1) per row: predicted 1 at p >= 0.5."""
+    return (probs.reshape(-1) >= 0.5) != labels.reshape(-1).to(torch.bool)
+
+
+def early_error_rates(probs: np.ndarray, labels: np.ndarray) -> dict[str, float | bool]:
     """How an early classifier (P(label = 1) per training row) compares with always predicting the majority class.
 
     error_rate           the share of rows it gets wrong
@@ -42,7 +47,7 @@ def early_error_rates(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]
     majority class for every test image.
     """
     y = np.asarray(labels).reshape(-1).astype(bool)
-    n_errors = int(((np.asarray(probs).reshape(-1) >= 0.5) != y).sum())
+    n_errors = int(classifier_errors(torch.as_tensor(np.asarray(probs)), torch.from_numpy(y)).sum())
     n_minority = int(min(y.sum(), len(y) - y.sum()))  # counts, not rates: an exact comparison
     return {"error_rate": n_errors / len(y), "majority_error_rate": n_minority / len(y), "informative": n_errors < n_minority}
 
