@@ -1,0 +1,140 @@
+"""`synthfaces`: an embedded, procedurally drawn face-detection dataset with a known bias.
+
+Every image is either a cartoon face (label 1) or a face-coloured distractor (label 0), drawn
+with numpy from a seed, so `debias fit` runs offline and its ground truth is known exactly.
+
+Faces have a head ellipse, a skin tone on a continuous scale, eyes (whites and pupils), brows,
+a nose hint, a mouth, ears or long hair, neck and shoulders, hair of five colours and two
+lengths, and optionally glasses or a hat; pose (shift, scale, in-plane rotation), lighting and
+background vary. Each face has at most one rare attribute, which defines its subgroup:
+
+    common   light-to-medium skin, no glasses, no hat
+    dark     skin tone in the dark range (tone < 0.3)
+    glasses  dark frames and tinted lenses over the eyes
+    hat      a crown and a brim over the top of the head
+
+The training split under-represents the three rare subgroups (`rare_rate` of the faces each,
+1% by default), as face datasets under-represent dark skin. The non-faces are *not* biased that
+way: their tones cover the whole range uniformly and they often carry a hat-like band on top or
+glasses-like dark bars (their `hat` / `glasses` columns flag these decoys). So in training,
+"dark", "band on top" and "dark bars" are mostly evidence for *non-face*: a classifier that
+leans on colour or those shapes is right on the common faces and wrong on the rare ones. The
+only cue that works for every face is structure -- two eyes side by side above a mouth, inside a
+head -- and non-faces reuse every part of a face (skin-toned head-shaped blobs, eyes and mouths
+at scrambled positions, a single eye, hair-like caps, shoulders) so that no part on its own
+gives the answer. Validation and test splits are balanced (the four face subgroups in equal
+numbers), so worst-subgroup accuracy there measures whether training found the rare faces.
+
+Spurious mode (`spurious="hat"` or `"dark"`) turns the dataset into an attribute task where a
+common trait stands in for the target, as blond hair and gender do in CelebA. Every image is a
+face; the label is `glasses`. In training the spurious attribute agrees with the label in
+`spurious_rate` of the faces (95% by default): most bespectacled faces wear a hat, most others do
+not, so "hat" is a shortcut to "glasses" that is both common and easier to see. The two rare cells
+(glasses without a hat, a hat without glasses) are combinations of two common values: each trait
+on its own is seen in half the faces. Validation and test hold the four cells in equal numbers.
+The other of the two traits (dark skin when the spurious one is the hat, and the reverse) appears
+in a quarter of the faces of every split, independently, as nuisance variety.
+
+Attribute sampling (`sample_attributes`: label, subgroup, tone, hair, pose) is separate from
+drawing (`render_images`): rendering draws its nuisance parameters (geometry, colours, decoy
+layout) in fixed-size blocks independent of the attributes, so the same seed redraws the same
+scene with a changed attribute (a counterfactual) and other sampling schemes can reuse it.
+
+Files: config.py (SynthFacesConfig and its checks), attributes.py (who is in a split),
+canvas.py (antialiased shapes blended into a block of images), render.py (drawing faces and
+non-faces from their attributes); this file generates the splits and registers the loader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+
+from debias.data import register
+from debias.data.base import Dataset, ImageSplit
+from debias.data.synthfaces.attributes import (
+    DARK_MAX,
+    FACE_SUBGROUPS,
+    HAIR_COLORS,
+    HAIR_LENGTHS,
+    LIGHT_MIN,
+    NONFACE_SUBGROUP,
+    sample_attributes,
+    spurious_attributes,
+)
+from debias.data.synthfaces.config import SPURIOUS_ATTRIBUTES, SPURIOUS_TARGET, SynthFacesConfig
+from debias.data.synthfaces.render import render_images, skin_rgb
+
+
+def generate_split(n: int, *, balanced: bool, config: SynthFacesConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
+    """`n` samples: images uint8 [n, S, S, 3] and their attributes DataFrame (one row each).
+
+    balanced=False is the biased training mix, balanced=True the validation/test mix; the same
+    rng state gives the same bytes.
+    """
+    attributes = sample_attributes(n, balanced=balanced, config=config, rng=rng)
+    return render_images(attributes, config=config, rng=rng), attributes
+
+
+@register("synthfaces", "embedded procedural faces vs non-faces, biased training split, balanced test (offline)")
+def load_synthfaces(
+    n_train: int = 20000,
+    n_valid: int = 2000,
+    n_test: int = 2000,
+    image_size: int = 64,
+    rare_rate: float = 0.01,
+    face_fraction: float = 0.5,
+    seed: int = 0,
+    difficulty: float = 1.0,
+    limit: int | None = None,
+    spurious: str | None = None,
+    spurious_rate: float = 0.95,
+    **ignored,
+) -> Dataset:
+    """Generate the three splits of `synthfaces` (a few seconds for the defaults).
+
+    Each split has its own child seed, so changing the size of one split leaves the others
+    unchanged. `limit` caps every split's size (for quick runs). `spurious` ("hat" or "dark")
+    switches to spurious mode (module docstring): target `glasses`, every image a face, groups
+    the spurious trait. Options of other loaders are accepted and ignored; invalid values raise
+    UserError.
+    """
+    if limit is not None:
+        n_train, n_valid, n_test = (min(n, limit) for n in (n_train, n_valid, n_test))
+    config = SynthFacesConfig(
+        n_train=n_train, n_valid=n_valid, n_test=n_test, image_size=image_size, rare_rate=rare_rate,
+        face_fraction=face_fraction, seed=seed, difficulty=difficulty, spurious=spurious, spurious_rate=spurious_rate,
+    )
+    target = "face" if config.spurious is None else SPURIOUS_TARGET
+    seeds = np.random.SeedSequence(config.seed).spawn(3)
+    splits = {}
+    for name, n, balanced, child in (
+        ("train", config.n_train, False, seeds[0]),
+        ("valid", config.n_valid, True, seeds[1]),
+        ("test", config.n_test, True, seeds[2]),
+    ):
+        images, attributes = generate_split(n, balanced=balanced, config=config, rng=np.random.default_rng(child))
+        splits[name] = ImageSplit(
+            images=images,
+            labels=attributes[target].to_numpy(np.int64),
+            sample_ids=np.array([f"synth-{name}-{i:06d}" for i in range(n)]),
+            attributes=attributes,
+        )
+    return Dataset(
+        name="synthfaces",
+        # Spurious mode: the trait crossed with the label gives the four cells.
+        group_columns=["subgroup"] if config.spurious is None else [config.spurious],
+        vae_on_all=config.spurious is not None,  # every image is a face there
+        target=target,
+        info=asdict(config),
+        **splits,
+    )
+
+
+__all__ = [
+    "DARK_MAX", "FACE_SUBGROUPS", "HAIR_COLORS", "HAIR_LENGTHS", "LIGHT_MIN", "NONFACE_SUBGROUP", "SPURIOUS_ATTRIBUTES",
+    "SPURIOUS_TARGET", "SynthFacesConfig", "generate_split", "load_synthfaces", "render_images", "sample_attributes",
+    "skin_rgb", "spurious_attributes",
+]
