@@ -29,8 +29,14 @@ def require_names(requested: Sequence[str], available: Sequence[str], what: str,
     for name in requested:
         if name in available:
             continue
-        by_lower = {a.lower(): a for a in available}
-        close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
-        hint = f" Did you mean {by_lower[close[0]]!r}?" if close else ""
+        close = closest(name, available)
+        hint = f" Did you mean {close!r}?" if close else ""
         valid = ", ".join(available) if available else "(none)"
         raise UserError(f"unknown {what} {name!r}.{hint} Valid names (from {source}): {valid}")
+
+
+def closest(name: str, available: Sequence[str]) -> str | None:
+    """The name in `available` closest to `name` (difflib ratio >= 0.6, ignoring case), or None."""
+    by_lower = {a.lower(): a for a in available}
+    close = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.6)
+    return by_lower[close[0]] if close else None

@@ -9,23 +9,11 @@ import pandas as pd
 
 from debias.data.base import SPLITS, Dataset, ImageSplit
 from debias.data.cache import cached_images
+from debias.data.options import check_limit
 from debias.errors import UserError
 
 # Used when a manifest or image folder has no split of its own.
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)
-
-
-def check_limit(limit: int | None) -> int | None:
-    """`limit` as a positive int, or None; UserError otherwise."""
-    if limit is None:
-        return None
-    try:
-        value = int(limit)
-    except (TypeError, ValueError):
-        value = 0
-    if value < 1 or str(limit).strip() != str(value):
-        raise UserError(f"--limit must be a positive whole number of images per split, got {limit!r}")
-    return value
 
 
 def seeded_split(labels: np.ndarray, seed: int) -> np.ndarray:
