@@ -30,7 +30,18 @@ PARTITION_CODES = {0: "train", 1: "valid", 2: "test"}
 README_HINT = "See data/README.md for where to get CelebA and the expected layout."
 
 
-@register("celeba", "CelebA aligned faces with 40 attributes (official layout under --root DIR); non-commercial research only")
+# Options of other datasets that do not apply to CelebA, and why (debias.data.options.check_options).
+NOT_TAKEN = {
+    "seed": f"its splits are the official ones from {PARTITION_FILE} (--seed seeds the training)",
+    "vae_on_all": "every CelebA image is a face, so the VAE trains on all of them (--vae-on overrides it)",
+}
+
+
+@register(
+    "celeba",
+    "CelebA aligned faces with 40 attributes (official layout under --root DIR); non-commercial research only",
+    not_taken=NOT_TAKEN,
+)
 def load_celeba(
     root: str | Path | None = None,
     target: str = "Blond_Hair",
@@ -40,7 +51,6 @@ def load_celeba(
     cache_dir: str | Path | None = None,
     workers: int | None = None,
     progress: bool = True,
-    **ignored,
 ) -> Dataset:
     """CelebA from `root` (DIR or DIR/celeba), with label = `target` attribute (1 -> 1, -1 -> 0).
 

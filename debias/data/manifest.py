@@ -18,6 +18,18 @@ REQUIRED_COLUMNS = ("path", "label")
 SPLIT_ALIASES = {"train": "train", "valid": "valid", "val": "valid", "validation": "valid", "test": "test"}
 MANIFEST_HINT = "See data/README.md for the manifest format."
 
+# Options of other datasets that do not apply here, and why (debias.data.options.check_options).
+MANIFEST_NOT_TAKEN = {
+    "target": "it takes its label from the `label` column (0/1, or two values mapped in sorted order to 0/1)",
+    "root": "image paths are relative to the CSV's own folder (or absolute)",
+    "path": "the manifest's path is the --data value itself",
+}
+FOLDER_NOT_TAKEN = {
+    "target": "its label is the class subfolder (the two subfolders, sorted by name, give 0 and 1)",
+    "root": "the folder is the --data value itself",
+    "path": "the folder is the --data value itself",
+}
+
 
 def load_manifest(
     path: str | Path,
@@ -29,7 +41,6 @@ def load_manifest(
     workers: int | None = None,
     vae_on_all: bool = True,
     progress: bool = True,
-    **ignored,
 ) -> Dataset:
     """The images listed in the CSV at `path`.
 
@@ -112,7 +123,6 @@ def load_image_folder(
     workers: int | None = None,
     vae_on_all: bool = True,
     progress: bool = True,
-    **ignored,
 ) -> Dataset:
     """The images under `path`/<class>/..., as torchvision's ImageFolder reads them, with exactly two classes.
 

@@ -68,7 +68,7 @@ def test_seeded_split_gives_small_classes_a_row_in_every_split():
 
 
 def test_limit_and_registry_routing(manifest, image_folder):
-    ds = load_dataset(str(manifest), image_size=8, limit=3, workers=0, root=None, target="Blond_Hair")
+    ds = load_dataset(str(manifest), image_size=8, limit=3, workers=0, progress=False)
     assert [len(ds.split(s)) for s in ("train", "valid", "test")] == [3, 3, 3]
     ds = load_dataset(str(image_folder), image_size=8, workers=0)
     assert ds.name == "folder:folder-root"

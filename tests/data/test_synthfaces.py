@@ -156,9 +156,10 @@ def test_loader_returns_a_dataset_with_labels_ids_and_groups():
         assert split.image_size == 16
 
 
-def test_registry_loads_it_and_unknown_options_are_ignored():
-    dataset = load_dataset("synthfaces", n_train=40, n_valid=20, n_test=20, image_size=16, root="/nowhere", groups="Male")
-    assert len(dataset.train) == 40 and len(dataset.test) == 20
+def test_registry_loads_it_with_the_options_every_loader_takes():
+    # progress (set by --quiet) is taken and ignored.
+    dataset = load_dataset("synthfaces", n_train=40, n_valid=20, n_test=20, image_size=16, progress=False)
+    assert len(dataset.train) == 40 and len(dataset.test) == 20 and dataset.group_columns == ["subgroup"]
 
 
 @pytest.mark.parametrize(
@@ -180,6 +181,13 @@ def test_registry_loads_it_and_unknown_options_are_ignored():
 def test_invalid_options_raise_user_error(options):
     with pytest.raises(UserError, match="synthfaces"):
         load_synthfaces(**{**dict(n_train=20, n_valid=20, n_test=20, image_size=16), **options})
+
+
+@pytest.mark.parametrize("limit, shown", [("abc", "'abc'"), (0, "0"), (2.5, "2.5")])
+def test_limit_must_be_a_positive_whole_number(limit, shown):
+    # --data-option limit=abc reaches the loader as a string; it used to end in a TypeError from min().
+    with pytest.raises(UserError, match=f"--limit must be a positive whole number of images per split, got {shown}"):
+        load_synthfaces(n_train=20, n_valid=20, n_test=20, image_size=16, limit=limit)
 
 
 def test_rendering_follows_the_attributes_and_changes_only_edited_rows():

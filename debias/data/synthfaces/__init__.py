@@ -54,6 +54,7 @@ import pandas as pd
 
 from debias.data import register
 from debias.data.base import Dataset, ImageSplit
+from debias.data.options import check_limit
 from debias.data.synthfaces.attributes import (
     DARK_MAX,
     FACE_SUBGROUPS,
@@ -78,7 +79,22 @@ def generate_split(n: int, *, balanced: bool, config: SynthFacesConfig, rng: np.
     return render_images(attributes, config=config, rng=rng), attributes
 
 
-@register("synthfaces", "embedded procedural faces vs non-faces, biased training split, balanced test (offline)")
+# Options of other datasets that do not apply here, and why (debias.data.options.check_options).
+_GENERATED = "it is drawn in memory from a seed: there are no image files to decode or cache"
+NOT_TAKEN = {
+    "root": "it is drawn in memory from a seed, not read from files",
+    "target": f"its target is fixed: face (faces vs non-faces), or {SPURIOUS_TARGET} with --data-option spurious=hat|dark",
+    "cache_dir": _GENERATED,
+    "workers": _GENERATED,
+    "vae_on_all": "the mode decides it (every image is a face in spurious mode only); --vae-on overrides it",
+}
+
+
+@register(
+    "synthfaces",
+    "embedded procedural faces vs non-faces, biased training split, balanced test (offline)",
+    not_taken=NOT_TAKEN,
+)
 def load_synthfaces(
     n_train: int = 20000,
     n_valid: int = 2000,
@@ -91,16 +107,18 @@ def load_synthfaces(
     limit: int | None = None,
     spurious: str | None = None,
     spurious_rate: float = 0.95,
-    **ignored,
+    progress: bool = True,
 ) -> Dataset:
     """Generate the three splits of `synthfaces` (a few seconds for the defaults).
 
     Each split has its own child seed, so changing the size of one split leaves the others
     unchanged. `limit` caps every split's size (for quick runs). `spurious` ("hat" or "dark")
     switches to spurious mode (module docstring): target `glasses`, every image a face, groups
-    the spurious trait. Options of other loaders are accepted and ignored; invalid values raise
-    UserError.
+    the spurious trait.
+    progress: taken like every loader's (--quiet sets it) and ignored: generation shows no bar.
+    Invalid values raise UserError.
     """
+    limit = check_limit(limit)
     if limit is not None:
         n_train, n_valid, n_test = (min(n, limit) for n in (n_train, n_valid, n_test))
     config = SynthFacesConfig(
