@@ -11,6 +11,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 
 from debias.data.base import Dataset
 from debias.data.columns import parse_names, require_names
+from debias.data.options import option_flag
 from debias.data.tables import assemble_dataset, seeded_split
 from debias.errors import UserError
 
@@ -116,6 +117,7 @@ def load_manifest(
 
 def load_image_folder(
     path: str | Path,
+    groups: str | Sequence[str] | None = None,
     image_size: int = 64,
     seed: int = 0,
     limit: int | None = None,
@@ -128,8 +130,17 @@ def load_image_folder(
 
     Class folders sorted by name give labels 0 and 1 (info["label_mapping"]); the split is 70/15/15
     stratified by label, seeded by `seed`; sample_id is the file's path relative to `path`.
+    groups: must be empty. A class folder has no attributes besides the class (the label), so
+        there is nothing to group by; a UserError says to use a manifest with group columns.
     Other options as for load_manifest.
     """
+    group_names = parse_names(groups)
+    if group_names:
+        raise UserError(
+            f"{option_flag('groups', ','.join(group_names))} does not apply to a class-folder dataset ({path}): a class "
+            "folder has no group attributes, only the class, which is the label. To evaluate by groups, list the "
+            "images in a CSV manifest with one column per group attribute and pass it as --data. " + MANIFEST_HINT
+        )
     root = Path(path).expanduser()
     if not root.is_dir():
         raise UserError(f"image folder {root} does not exist. Point --data at a folder with one subfolder per class.")

@@ -11,7 +11,7 @@ from debias.data.options import check_options, loader_options, option_flag
 from debias.errors import UserError
 
 SYNTH_TAKES = (
-    "It takes --image-size, --limit and --data-option NAME=VALUE for NAME in: n_train, n_valid, n_test, "
+    "It takes --image-size, --limit, --groups and --data-option NAME=VALUE for NAME in: n_train, n_valid, n_test, "
     "rare_rate, face_fraction, seed, difficulty, spurious, spurious_rate."
 )
 MANIFEST_TAKES = "It takes --groups, --image-size, --limit, --cache-dir, --workers and --data-option NAME=VALUE for NAME in: seed, vae_on_all."
@@ -63,6 +63,16 @@ def test_several_wrong_options_are_one_message_naming_them_all():
     assert "Nor do --root, --workers." in message and message.count("does not apply") == 1
 
 
+@pytest.mark.parametrize("groups, spurious, fixed", [
+    ("Male", None, "here subgroup (common, dark, glasses, hat for faces, nonface for the rest, crossed with the face label). "
+                   "Leave --groups out; --data-option spurious=hat or spurious=dark makes a trait the group."),
+    ("dark", "hat", "here hat (the spurious trait, crossed with the glasses label). Leave --groups out."),
+], ids=["default-mode", "spurious-mode"])
+def test_synthfaces_refuses_groups_other_than_the_ones_its_mode_fixes(groups, spurious, fixed):
+    message = refusal("synthfaces", n_train=20, n_valid=20, n_test=20, image_size=16, groups=groups, spurious=spurious)
+    assert message == f"--groups {groups} does not apply to the synthfaces dataset: its groups are fixed by its mode, {fixed}"
+
+
 def test_manifest_refuses_target_and_root(manifest):
     # The check comes before the file is read: a manifest that does not exist gets the same answer.
     assert refusal("faces.csv", target="Smiling") == (
@@ -77,9 +87,18 @@ def test_manifest_refuses_target_and_root(manifest):
     assert "the manifest's path is the --data value itself" in refusal(str(manifest), path="other.csv")
 
 
-def test_image_folder_refuses_target_and_root(image_folder):
+def test_image_folder_refuses_groups_target_and_root(image_folder):
+    groups = ("--groups tone does not apply to a class-folder dataset ({}): a class folder has no group attributes, only "
+              "the class, which is the label. To evaluate by groups, list the images in a CSV manifest with one column "
+              "per group attribute and pass it as --data. See data/README.md for the manifest format.")
+    assert refusal(str(image_folder), groups="tone") == groups.format(image_folder)
+    with pytest.raises(UserError) as caught:
+        load_image_folder(image_folder, groups=["tone"], workers=0)
+    assert str(caught.value) == groups.format(image_folder)
     assert "its label is the class subfolder (the two subfolders, sorted by name, give 0 and 1)" in refusal(str(image_folder), target="face")
     assert "the folder is the --data value itself" in refusal(str(image_folder), root="/data")
+    # No groups, or empty ones, still load.
+    assert load_dataset(str(image_folder), groups="", image_size=8, workers=0).group_columns == []
 
 
 def test_celeba_refuses_a_seed_and_suggests_for_a_misspelt_option(fake_celeba):
@@ -95,7 +114,7 @@ def test_every_loader_names_its_options_and_takes_progress():
     assert len(loaders) == 4
     for loader in loaders:
         options = loader_options(loader, supplied=("path",))  # raises TypeError on **kwargs
-        assert "progress" in options and "image_size" in options, loader.__qualname__
+        assert "progress" in options and "image_size" in options and "groups" in options, loader.__qualname__
 
     def swallowing(limit=None, **ignored):
         return None
@@ -108,7 +127,8 @@ def test_every_loader_names_its_options_and_takes_progress():
     (["--data-option", "spurios=hat"],
      "--data-option spurios=hat does not apply to the synthfaces dataset. Did you mean --data-option spurious=hat?"),
     (["--cache-dir", "{tmp}/cache"], "--cache-dir {tmp}/cache does not apply to the synthfaces dataset: it is drawn in memory"),
-], ids=["misspelt", "cache-dir"])
+    (["--groups", "Male"], "--groups Male does not apply to the synthfaces dataset: its groups are fixed by its mode"),
+], ids=["misspelt", "cache-dir", "groups"])
 def test_fit_on_synthfaces_refuses_with_one_message(tmp_path, args, message):
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     result = CliRunner().invoke(main, ["fit", *TINY, *args, "--out", str(tmp_path / "run")])
@@ -118,7 +138,11 @@ def test_fit_on_synthfaces_refuses_with_one_message(tmp_path, args, message):
     assert not (tmp_path / "run").exists()
 
 
-def test_fit_on_a_manifest_refuses_options_that_do_not_apply(tmp_path, manifest):
+def test_fit_on_a_manifest_or_folder_refuses_options_that_do_not_apply(tmp_path, manifest, image_folder):
     result = CliRunner().invoke(main, ["fit", *TINY, "--data", str(manifest), "--target", "Smiling", "--out", str(tmp_path / "a")])
     assert result.exit_code not in (0, None) and "Traceback" not in result.output
     assert f"--target Smiling does not apply to a CSV manifest ({manifest}): it takes its label from the `label` column" in result.output
+    result = CliRunner().invoke(main, ["fit", *TINY, "--data", str(image_folder), "--groups", "tone", "--out", str(tmp_path / "b")])
+    assert result.exit_code not in (0, None) and "Traceback" not in result.output
+    assert "--groups tone does not apply to a class-folder dataset" in result.output
+    assert "list the images in a CSV manifest with one column per group attribute" in result.output

@@ -157,9 +157,11 @@ def test_loader_returns_a_dataset_with_labels_ids_and_groups():
 
 
 def test_registry_loads_it_with_the_options_every_loader_takes():
-    # progress (set by --quiet) is taken and ignored.
-    dataset = load_dataset("synthfaces", n_train=40, n_valid=20, n_test=20, image_size=16, progress=False)
+    # progress (set by --quiet) is taken and ignored; naming the groups it uses anyway is accepted.
+    dataset = load_dataset("synthfaces", n_train=40, n_valid=20, n_test=20, image_size=16, progress=False, groups="subgroup")
     assert len(dataset.train) == 40 and len(dataset.test) == 20 and dataset.group_columns == ["subgroup"]
+    spurious = load_dataset("synthfaces", n_train=40, n_valid=20, n_test=20, image_size=16, spurious="hat", groups=["hat"])
+    assert spurious.group_columns == ["hat"]
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ non-faces from their attributes); this file generates the splits and registers t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 
 import numpy as np
@@ -54,7 +55,8 @@ import pandas as pd
 
 from debias.data import register
 from debias.data.base import Dataset, ImageSplit
-from debias.data.options import check_limit
+from debias.data.columns import parse_names
+from debias.data.options import OPTION_FLAGS, check_limit, option_flag
 from debias.data.synthfaces.attributes import (
     DARK_MAX,
     FACE_SUBGROUPS,
@@ -67,6 +69,7 @@ from debias.data.synthfaces.attributes import (
 )
 from debias.data.synthfaces.config import SPURIOUS_ATTRIBUTES, SPURIOUS_TARGET, SynthFacesConfig
 from debias.data.synthfaces.render import render_images, skin_rgb
+from debias.errors import UserError
 
 
 def generate_split(n: int, *, balanced: bool, config: SynthFacesConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
@@ -107,6 +110,7 @@ def load_synthfaces(
     limit: int | None = None,
     spurious: str | None = None,
     spurious_rate: float = 0.95,
+    groups: str | Sequence[str] | None = None,
     progress: bool = True,
 ) -> Dataset:
     """Generate the three splits of `synthfaces` (a few seconds for the defaults).
@@ -115,6 +119,8 @@ def load_synthfaces(
     unchanged. `limit` caps every split's size (for quick runs). `spurious` ("hat" or "dark")
     switches to spurious mode (module docstring): target `glasses`, every image a face, groups
     the spurious trait.
+    groups: the groups are fixed by the mode (`subgroup`, or the spurious trait); naming those is
+        accepted, anything else is a UserError naming them.
     progress: taken like every loader's (--quiet sets it) and ignored: generation shows no bar.
     Invalid values raise UserError.
     """
@@ -125,6 +131,9 @@ def load_synthfaces(
         n_train=n_train, n_valid=n_valid, n_test=n_test, image_size=image_size, rare_rate=rare_rate,
         face_fraction=face_fraction, seed=seed, difficulty=difficulty, spurious=spurious, spurious_rate=spurious_rate,
     )
+    # Spurious mode: the trait crossed with the label gives the four cells.
+    group_columns = ["subgroup"] if config.spurious is None else [config.spurious]
+    _check_groups(parse_names(groups), group_columns)
     target = "face" if config.spurious is None else SPURIOUS_TARGET
     seeds = np.random.SeedSequence(config.seed).spawn(3)
     splits = {}
@@ -142,12 +151,26 @@ def load_synthfaces(
         )
     return Dataset(
         name="synthfaces",
-        # Spurious mode: the trait crossed with the label gives the four cells.
-        group_columns=["subgroup"] if config.spurious is None else [config.spurious],
+        group_columns=group_columns,
         vae_on_all=config.spurious is not None,  # every image is a face there
         target=target,
         info=asdict(config),
         **splits,
+    )
+
+
+def _check_groups(requested: list[str], group_columns: list[str]) -> None:
+    if not requested or requested == group_columns:
+        return
+    if group_columns == ["subgroup"]:
+        meaning = (f"subgroup ({', '.join(FACE_SUBGROUPS)} for faces, {NONFACE_SUBGROUP} for the rest, crossed with the face label). "
+                   f"Leave {OPTION_FLAGS['groups']} out; {option_flag('spurious', 'hat')} or spurious=dark makes a trait the group")
+    else:
+        meaning = (f"{group_columns[0]} (the spurious trait, crossed with the {SPURIOUS_TARGET} label). "
+                   f"Leave {OPTION_FLAGS['groups']} out")
+    raise UserError(
+        f"{option_flag('groups', ','.join(requested))} does not apply to the synthfaces dataset: its groups are fixed "
+        f"by its mode, here {meaning}."
     )
 
 
