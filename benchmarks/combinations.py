@@ -25,7 +25,10 @@ import numpy as np
 import torch
 
 from debias.data import load_dataset
-from debias.fit import FitConfig, _Trainer
+from debias.distributed import SINGLE
+from debias.fit import FitConfig
+from debias.fit.draws import DensityDraw
+from debias.fit.trainer import Trainer
 from debias.sampling import epoch_generator, uniform_indices
 from debias.train import encode_all, iterate_batches, train_one_epoch
 from debias.weighting import WeightingSettings, effective_sample_size, training_weights
@@ -94,7 +97,7 @@ def train_latents(args) -> tuple[torch.Tensor, np.ndarray, torch.Tensor]:
     dataset = load_dataset("synthfaces")
     config = FitConfig(epochs=args.epochs, beta=args.beta, latent_dim=args.latent_dim, seed=args.seed)
     cpu = torch.device("cpu")
-    trainer = _Trainer("dbvae", dataset, config, cpu)
+    trainer = Trainer(DensityDraw("dbvae", dataset, config, cpu, SINGLE))  # a DB-VAE; the loop below draws uniformly
     train = dataset.train
     for epoch in range(1, args.epochs + 1):
         # uniform draws, so the latents do not depend on any of the settings compared below

@@ -7,7 +7,7 @@ input (float [B, 3, 64, 64] in [0, 1]), on the same images?
   debias iterate_batches   what `debias fit` does for the DB-VAE: rows drawn by
                            debias.sampling.weighted_indices, debias.train.iterate_batches over the
                            uint8 memmap built by debias.data.cache (sorted rows per batch), then
-                           debias.train.to_model_input
+                           debias.models.to_model_input
   debias sampler path      what fit's `sampler` model and a user's pipeline over the cache do:
                            DataLoader(UInt8ImageDataset over the memmap, WeightedRandomSampler), then
                            to_model_input
@@ -51,7 +51,8 @@ from torchvision.transforms import functional as TF
 
 from debias.data.cache import cached_images
 from debias.sampling import epoch_generator, weighted_indices
-from debias.train import UInt8ImageDataset, iterate_batches, to_model_input
+from debias.models import to_model_input
+from debias.train import UInt8ImageDataset, iterate_batches
 from machine import machine_line
 
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")

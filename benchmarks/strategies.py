@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-import debias.fit
+from debias.data import load_dataset
 from debias.fit import FitConfig, run_fit
-from debias.report.metrics import group_labels
+from debias.groups import group_labels
 from debias.weighting import STRATEGIES, WeightingSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -53,19 +53,6 @@ DATASETS = {
 STRATEGY_NAMES = [name for name in STRATEGIES if name != "uniform"]
 
 
-def _cached_loader():
-    """debias.fit.load_dataset that loads each dataset once: every fit of a dataset reads the same data."""
-    cache, real = {}, debias.fit.load_dataset
-
-    def load(name, **options):
-        key = (name, json.dumps({k: v for k, v in options.items() if k != "progress"}, sort_keys=True, default=str))
-        if key not in cache:
-            cache[key] = real(name, **options)
-        return cache[key]
-
-    return load
-
-
 def _cell_weights(run_dir: Path, dataset) -> dict:
     """Mean weight of weights.csv per training cell (group columns x label)."""
     weights = pd.read_csv(run_dir / "weights.csv")
@@ -75,14 +62,15 @@ def _cell_weights(run_dir: Path, dataset) -> dict:
     return frame.groupby("cell")["weight"].mean().to_dict()
 
 
-def run_dataset(name: str, args, load) -> list[dict]:
+def run_dataset(name: str, args) -> list[dict]:
     """Every fit of one dataset; one row per (seed, strategy, model)."""
     spec = DATASETS[name]
-    options = dict(spec["data_options"], progress=False)
+    options = dict(spec["data_options"])
     if args.limit:
         options["limit"] = args.limit
     if args.spurious_rate is not None and spec["data"] == "synthfaces":
         options["spurious_rate"] = args.spurious_rate
+    dataset = load_dataset(spec["data"], image_size=args.image_size, progress=False, **options)  # once: every fit reads the same data
     base = FitConfig(data=spec["data"], data_options=options, epochs=args.epochs, image_size=args.image_size,
                      latent_dim=args.latent_dim, device=args.device, auto_epochs=args.auto_epochs)
     rows = []
@@ -98,9 +86,8 @@ def run_dataset(name: str, args, load) -> list[dict]:
             )
             with tempfile.TemporaryDirectory() as tmp:
                 start = time.perf_counter()
-                result = run_fit(config, out=Path(tmp) / "run", progress=False)
+                result = run_fit(config, out=Path(tmp) / "run", progress=False, dataset=dataset)
                 seconds = time.perf_counter() - start
-                dataset = load(spec["data"], image_size=args.image_size, **options)  # the fit's, from the cache
                 cells = _cell_weights(Path(tmp) / "run", dataset)
             test = result["results"]["test"]
             chosen = result.get("weighting_selection", {}).get("chosen")
@@ -186,11 +173,9 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="Also write the raw rows here.")
     args = parser.parse_args()
 
-    load = _cached_loader()
-    debias.fit.load_dataset = load
     rows = []
     for name in args.datasets:
-        rows += run_dataset(name, args, load)
+        rows += run_dataset(name, args)
     print_table(rows)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -3,7 +3,7 @@
 Question (issue 5, item 3). How many images per second does one full DB-VAE training step
 (forward, loss, backward, Adam step) process at 64x64, latent 100, batch 128, for debias's model
 as `debias fit` runs it (debias.models.DBVAE in channels-last, DBVAELoss, inputs made by
-debias.train.to_model_input from uint8 NHWC batches, the loop debias.train.train_one_epoch), and
+debias.models.to_model_input from uint8 NHWC batches, the loop debias.train.train_one_epoch), and
 for a PyTorch re-implementation of the public MIT 6.S191 "Debiasing" lab's DB-VAE (encoder: conv
 12 k5 s2, BN, conv 24 k5 s2, BN, conv 48 k3 s2, BN, conv 72 k3 s2, BN, flatten, dense 512,
 dense 2 * latent + 1; decoder: dense 4*4*72, reshape, transposed convs 48 k3 s2, 24 k3 s2,
@@ -48,7 +48,8 @@ from torch import nn
 import debias.models.losses as debias_losses
 from debias.models.losses import DBVAELoss
 from debias.models.networks import DBVAE
-from debias.train import to_model_input, train_one_epoch
+from debias.models import to_model_input
+from debias.train import train_one_epoch
 from machine import machine_line
 
 

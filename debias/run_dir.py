@@ -1,13 +1,25 @@
-"""A run folder's format version, and reading its config.json checked against it.
+"""The run folder: its file names, its format version, creating one and reading its config.json.
 
 `debias fit` stamps `format_version` into config.json and checkpoint.pt. Anything that reads a run
 folder (resuming a fit, `debias weights`, `debias report`) calls `check_format_version` or
 `read_run_config` first, so a folder written by an incompatible debias gets one clear message
 instead of a KeyError deep inside. This module needs no training code.
+
+    config.json            resolved settings, dataset description, weight statistics, results
+    checkpoint.pt          state dicts of every model (loads with torch.load(weights_only=True))
+    weights.csv            sample_id, weight (mean 1), log_density, label: one row per training sample
+    latents.npy            final latent means of the training set (float32 [N, k]), for re-weighting
+    predictions_test.csv   test-split predictions of every model, with ids and ground-truth attributes
+    predictions_valid.csv  the same on the validation split
+    history.csv            one row per model and epoch: losses, accuracies, weight statistics
+    early_probs.npy        (strategies that use errors) the uniform baseline's P(label = 1) on the
+                           training split after the epoch config.json names ("early_errors")
+    report.html / .json    written by `debias fit --report` or `debias report`
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import os
 from pathlib import Path
@@ -18,6 +30,28 @@ from debias.errors import UserError
 # Bump when a file of the run folder changes meaning or layout (renamed keys or columns, another
 # checkpoint structure); adding a key that readers may ignore keeps the version.
 RUN_FORMAT_VERSION = 1
+
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.pt"
+WEIGHTS = "weights.csv"
+LATENTS = "latents.npy"
+HISTORY = "history.csv"
+EARLY_PROBS = "early_probs.npy"
+REPORT_HTML = "report.html"
+REPORT_JSON = "report.json"
+
+
+def predictions_file(split: str) -> str:
+    """predictions_test.csv / predictions_valid.csv."""
+    return f"predictions_{split}.csv"
+
+
+# What `debias fit` writes (EARLY_PROBS only for strategies that use errors).
+FIT_FILES = (CHECKPOINT, CONFIG, WEIGHTS, LATENTS, predictions_file("test"), predictions_file("valid"), HISTORY, EARLY_PROBS)
+# Files another command must never replace: everything a fit wrote but the weights, which
+# `debias weights --out RUN/weights.csv --overwrite` may replace on purpose.
+PROTECTED_FILES = frozenset(FIT_FILES) - {WEIGHTS}
+REPORT_FILES = (REPORT_HTML, REPORT_JSON)
 
 
 def check_format_version(found, source: str | os.PathLike, written_by=None) -> None:
@@ -45,9 +79,9 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} does not exist; pass a folder written by `debias fit`")
-    path = run_dir / "config.json"
+    path = run_dir / CONFIG
     if not path.is_file():
-        raise UserError(f"{run_dir} has no config.json, so it is not a `debias fit` run folder")
+        raise UserError(f"{run_dir} has no {CONFIG}, so it is not a `debias fit` run folder")
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
@@ -58,3 +92,44 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
         raise UserError(f"{path} does not hold a JSON object; the run folder is damaged")
     check_format_version(config.get("format_version"), path, config.get("debias_version"))
     return config
+
+
+def is_complete(run_dir: Path) -> bool:
+    """Whether config.json holds results, which a fit writes last of all."""
+    try:
+        config = json.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and "results" in config
+
+
+def default_run_dir(data: str) -> Path:
+    """runs/<timestamp>-<dataset> under the current folder."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{stamp}-{Path(data).stem}"
+
+
+def check_writable(run_dir: Path, what_to_do: str = "choose another --out") -> None:
+    """Create `run_dir` if needed and prove a file can be written in it; UserError saying `what_to_do` otherwise."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to output folder {run_dir}: {exc.strerror or exc}; {what_to_do}") from None
+
+
+def prepare_run_dir(out: str | Path | None, data: str, overwrite: bool) -> Path:
+    """Create the run folder; refuse one that already holds files unless `overwrite`."""
+    run_dir = Path(out) if out is not None else default_run_dir(data)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"--out {run_dir} is a file, not a folder; choose another path")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
+        unfinished = (run_dir / CONFIG).is_file() and not is_complete(run_dir)
+        hint = f", or `debias fit --resume {run_dir}` to continue the unfinished fit in it" if unfinished else ""
+        raise UserError(
+            f"output folder {run_dir} already exists and is not empty; choose another --out or pass --overwrite{hint}"
+        )
+    check_writable(run_dir)
+    return run_dir

@@ -1,7 +1,7 @@
 """Training, encoding and prediction loops. Everything they use comes in as an argument.
 
 Images stay uint8 [N, H, W, 3] (in memory or memory-mapped) until a batch is on the device;
-`to_model_input` is the single preprocessing step, shared by training, the latent pass that
+`debias.models.to_model_input` is the single preprocessing step, shared by training, the latent pass that
 feeds the histograms, and evaluation, so the latents describe exactly what training sees.
 """
 
@@ -15,16 +15,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from debias.models.inputs import to_model_input
+
 Criterion = Callable[[dict, torch.Tensor, torch.Tensor], dict]
-
-
-def to_model_input(batch: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, H, W, 3] -> float [B, 3, H, W] in [0, 1].
-
-    The permuted view of an NHWC tensor is already channels-last in memory, which is the fast
-    layout for convolutions, so no copy is made besides the float conversion.
-    """
-    return batch.permute(0, 3, 1, 2).float().div_(255.0)
 
 
 def autocast(device: torch.device, enabled: bool):

@@ -23,7 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from debias.errors import UserError
-from debias.weights import SampleWeights
+from debias.weight_files import SampleWeights
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, pd.DataFrame, str]:

@@ -27,7 +27,7 @@ from torchvision.io import ImageReadMode, decode_image, read_file
 from torchvision.transforms.v2 import functional as TF
 
 from debias.errors import UserError
-from debias.weights import SampleWeights
+from debias.weight_files import SampleWeights
 
 SPLIT_CODES = {"train": "0", "valid": "1", "test": "2"}
 

@@ -10,15 +10,17 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import debias.fit
+import debias.fit.auto
+import debias.fit.run
+import debias.fit.trainer
 from debias.cli import format_summary, main
-from debias.selection import choose, validation_figures, worst_class_accuracy
+from debias.data import load_dataset
+from debias.fit import FitConfig, run_fit
+from debias.fit.auto import choose, validation_figures, worst_class_accuracy
+from debias.weighting import WeightingSettings
 
 TINY = ["--data-option", "spurious=hat", "--limit", "96", "--epochs", "2", "--batch-size", "32", "--image-size", "16",
         "--latent-dim", "4", "--device", "cpu", "--quiet"]
-
-
-pytestmark = pytest.mark.usefixtures("reuse_datasets")
 
 
 def fit(*args):
@@ -59,7 +61,7 @@ def planted(monkeypatch):
             assert early_probs is not None and len(early_probs) == len(dataset.train)
         return planted_probs(dataset.valid, PLANTED[strategy]), {"ess": 0.5, "max_min_ratio": 3.0}
 
-    monkeypatch.setattr(debias.fit, "train_candidate", fake_candidate)
+    monkeypatch.setattr(debias.fit.auto, "train_candidate", fake_candidate)
     return calls
 
 
@@ -148,14 +150,14 @@ def test_auto_runs_real_candidates_end_to_end(tmp_path):
 
 def test_resume_after_the_choice_does_not_rerun_the_candidates(tmp_path, planted, monkeypatch):
     out = tmp_path / "run"
-    real_run_epoch = debias.fit._Trainer.run_epoch
+    real_run_epoch = debias.fit.trainer.Trainer.run_epoch
 
     def interrupted(self, epoch, bar):
         if self.name == "dbvae" and epoch == 2 and self.label == "dbvae":
             raise KeyboardInterrupt
         return real_run_epoch(self, epoch, bar)
 
-    monkeypatch.setattr(debias.fit._Trainer, "run_epoch", interrupted)
+    monkeypatch.setattr(debias.fit.trainer.Trainer, "run_epoch", interrupted)
     args = [*TINY, "--weighting", "auto", "--auto-strategies", "histogram,errors,joint", "--auto-epochs", "1", "--val-groups", "hat",
             "--auto-accuracy-budget", "100", "--models", "uniform,dbvae"]
     result = fit(*args, "--out", out)
@@ -163,7 +165,7 @@ def test_resume_after_the_choice_does_not_rerun_the_candidates(tmp_path, planted
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
     assert json.loads(ckpt["weighting_selection"])["chosen"] == "joint"
     assert json.loads((out / "config.json").read_text())["weighting_selection"]["chosen"] == "joint"
-    monkeypatch.setattr(debias.fit._Trainer, "run_epoch", real_run_epoch)
+    monkeypatch.setattr(debias.fit.trainer.Trainer, "run_epoch", real_run_epoch)
     planted.clear()
     result = fit("--resume", out, "--quiet")
     assert result.exit_code == 0, result.output
@@ -192,10 +194,12 @@ def test_auto_fit_equals_a_fit_with_the_chosen_strategy(tmp_path, planted):
     [
         (["--val-groups", "hat"], "--val-groups only applies to --weighting auto"),
         (["--weighting", "auto", "--val-groups", "beard"], "no attribute beard"),
-        (["--weighting", "auto", "--auto-strategies", "histogram,bogus"], "unknown strategy bogus"),
-        (["--weighting", "auto", "--auto-accuracy-budget", "-1"], "--auto-accuracy-budget must be between 0 and 100"),
+        (["--weighting", "auto", "--auto-strategies", "histogram,bogus"], "--auto-strategies must be one of histogram, joint"),
+        (["--weighting", "auto", "--auto-accuracy-budget", "-1"], "--auto-accuracy-budget must be >= 0, got -1"),
+        (["--weighting", "auto", "--auto-accuracy-budget", "101"], "--auto-accuracy-budget must be <= 100, got 101"),
+        (["--auto-accuracy-budget", "5"], "--auto-accuracy-budget only applies to --weighting auto"),
         (["--weighting", "errors", "--errors-epoch", "3"], "--errors-epoch 3 is after the last epoch"),
-        (["--weighting", "errors", "--errors-upweight", "0.5"], "errors_upweight must be >= 1"),
+        (["--weighting", "errors", "--errors-upweight", "0.5"], "--errors-upweight must be >= 1 (1 = no upweighting), got 0.5"),
         (["--data-option", "spurious"], "KEY=VALUE"),
         (["--data-option", "spurious=beard"], "spurious must be one of hat, dark"),
     ],
@@ -210,37 +214,33 @@ def test_errors_skip_an_early_classifier_worse_than_the_majority_class(tmp_path,
     # Planted: after epoch 1 the uniform baseline calls every training image positive (it has not
     # learned anything yet); after epoch 2 it is right on all but the first row. JTT's errors must
     # come from epoch 2: epoch 1's would upweight the whole negative class.
-    real_load, real_predict = debias.fit.load_dataset, debias.fit.sharded_predict
-    seen, calls = {}, []
+    dataset = load_dataset("synthfaces", image_size=16, limit=96, spurious="hat")
+    real_predict = debias.fit.run.sharded_predict
+    calls = []
 
-    def load(*args, **kwargs):
-        seen["dataset"] = real_load(*args, **kwargs)
-        return seen["dataset"]
-
-    def planted(model, images, config, device, amp, ctx):
-        probs = real_predict(model, images, config, device, amp, ctx)
-        if images is not seen["dataset"].train.images:  # evaluation of the other splits
+    def planted(model, images, batch_size, device, amp, ctx):
+        probs = real_predict(model, images, batch_size, device, amp, ctx)
+        if images is not dataset.train.images:  # evaluation of the other splits
             return probs
         calls.append(len(calls) + 1)
         if len(calls) == 1:
             return np.ones_like(probs)
-        right = np.where(seen["dataset"].train.labels == 1, 0.9, 0.1)
+        right = np.where(dataset.train.labels == 1, 0.9, 0.1)
         right[0] = 1.0 - right[0]
         return right
 
-    monkeypatch.setattr(debias.fit, "load_dataset", load)
-    monkeypatch.setattr(debias.fit, "sharded_predict", planted)
+    monkeypatch.setattr(debias.fit.run, "sharded_predict", planted)
     out = tmp_path / "run"
-    result = fit(*TINY, "--weighting", "errors", "--models", "uniform", "--out", out)
-    assert result.exit_code == 0, result.output
+    config = FitConfig(data_options={"spurious": "hat", "limit": 96}, epochs=2, batch_size=32, image_size=16, latent_dim=4,
+                       device="cpu", models=("uniform",), weighting=WeightingSettings(strategy="errors"))
+    result = run_fit(config, out=out, progress=False, dataset=dataset)
     assert calls == [1, 2]
-    config = json.loads((out / "config.json").read_text())
-    n = len(seen["dataset"].train)
-    assert config["early_errors"]["epoch"] == 2 and config["early_errors"]["informative"]
-    assert config["early_errors"]["error_rate"] == pytest.approx(1 / n)
+    n = len(dataset.train)
+    assert result["early_errors"]["epoch"] == 2 and result["early_errors"]["informative"]
+    assert result["early_errors"]["error_rate"] == pytest.approx(1 / n)
     early_probs = np.load(out / "early_probs.npy")
     weights = pd.read_csv(out / "weights.csv")
     wrong = (early_probs >= 0.5) != (weights["label"].to_numpy() == 1)
     assert wrong.sum() == 1 and wrong[0]
     assert weights["weight"][0] == pytest.approx(20 * weights["weight"][1])
-    assert "early errors: the uniform baseline after epoch 2, " in format_summary({**config, "run_dir": str(out)})
+    assert "early errors: the uniform baseline after epoch 2, " in format_summary(result)

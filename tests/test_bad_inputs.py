@@ -11,7 +11,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-import debias.fit
+import debias.fit.trainer
+from debias.fit import FitConfig, validate
+from debias.weighting import WeightingSettings
 from debias.cli import main
 from debias.errors import UserError
 
@@ -58,7 +60,7 @@ def test_bad_option_values(tmp_path, args, needles):
 
 def test_alpha_zero_is_valid():
     # the paper's uniform-over-latent-space limit; checked without training
-    debias.fit.check_config(debias.fit.FitConfig(weighting=debias.fit.WeightingSettings(alpha=0.0)))
+    validate(FitConfig(weighting=WeightingSettings(alpha=0.0)))
 
 
 def test_cuda_requested_but_absent(tmp_path, monkeypatch):
@@ -119,7 +121,7 @@ def test_training_split_with_one_class_only(tmp_path):
 
 
 def test_nan_loss_stops_with_the_epoch_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real = debias.fit.train_one_epoch
+    real = debias.fit.trainer.train_one_epoch
     calls = []
 
     def nan_in_second_epoch(*args, **kwargs):
@@ -127,7 +129,7 @@ def test_nan_loss_stops_with_the_epoch_and_keeps_the_last_good_checkpoint(tmp_pa
         calls.append(1)
         return dict(terms, total=float("nan")) if len(calls) == 2 else terms
 
-    monkeypatch.setattr(debias.fit, "train_one_epoch", nan_in_second_epoch)
+    monkeypatch.setattr(debias.fit.trainer, "train_one_epoch", nan_in_second_epoch)
     out = tmp_path / "run"
     result = invoke("fit", *TINY, "--out", out)
     assert_one_message(result, "the dbvae loss became nan in epoch 2 of 2", "lower --lr", "--beta", "--cap",
@@ -168,7 +170,7 @@ def test_weights_file_with_a_missing_id(tmp_path):
 def make_unfinished_run(folder, format_version=1):
     """A run folder as a fit killed in its first epoch leaves it: config.json with status running."""
     folder.mkdir()
-    settings = debias.fit.FitConfig(data="synthfaces", data_options={"limit": 48}, epochs=2, batch_size=16,
+    settings = FitConfig(data="synthfaces", data_options={"limit": 48}, epochs=2, batch_size=16,
                                     latent_dim=4, image_size=16, models=("dbvae",), device="cpu").to_dict()
     config = {"format_version": format_version, "debias_version": "9.9", "status": "running", "settings": settings}
     (folder / "config.json").write_text(json.dumps(config))

@@ -19,11 +19,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from click.testing import CliRunner
 
-import debias.fit
+import debias.fit.draws
 from debias.cli import main
 from debias.data import Dataset, ImageSplit, load_dataset
 from debias.distributed import SINGLE, DistContext, session, shard
-from debias.fit import FitConfig, _Trainer
+from debias.errors import UserError
+from debias.fit import FitConfig, validate
+from debias.fit.device import resolve_device
+from debias.fit.draws import DensityDraw
+from debias.fit.trainer import Trainer
 from debias.sampling import rank_share
 from debias.weighting import WeightingSettings, training_weights
 from debias.weighting.histogram import histogram_log_weights
@@ -108,9 +112,10 @@ def _weights_worker(rank: int, init_file: str, out: str) -> None:
                 rows = ctx.shard(n, align=align)
                 weights, score, _ = sharded_training_weights(mu[rows], labels, rows, settings, vae_on_all, ctx, probs)
                 results[name] = (weights, score)
-            trainer = _Trainer("dbvae", tiny_dataset(), MODEL_CONFIG, torch.device("cpu"), ctx=ctx)
-            trainer.refresh_weights()
-            results["model"] = (trainer.weights, trainer.log_density, trainer.latents)
+            draw = DensityDraw("dbvae", tiny_dataset(), MODEL_CONFIG, torch.device("cpu"), ctx)
+            Trainer(draw)
+            draw.refresh()
+            results["model"] = (draw.weights, draw.log_density, draw.latents)
             torch.save(results, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
@@ -139,14 +144,15 @@ def test_distributed_weights_equal_one_process_exactly(weight_ranks, name):
 
 
 def test_distributed_refresh_of_a_model_equals_one_process_exactly(weight_ranks):
-    trainer = _Trainer("dbvae", tiny_dataset(), MODEL_CONFIG, torch.device("cpu"))
-    trainer.refresh_weights()
+    draw = DensityDraw("dbvae", tiny_dataset(), MODEL_CONFIG, torch.device("cpu"), SINGLE)
+    Trainer(draw)
+    draw.refresh()
     for results in weight_ranks:
         weights, log_density, latents = results["model"]
-        assert torch.equal(weights, trainer.weights)
-        assert torch.equal(log_density, trainer.log_density)
-        assert torch.equal(latents, trainer.latents)
-    assert trainer.weights.std() > 0  # the comparison is not between two constant vectors
+        assert torch.equal(weights, draw.weights)
+        assert torch.equal(log_density, draw.log_density)
+        assert torch.equal(latents, draw.latents)
+    assert draw.weights.std() > 0  # the comparison is not between two constant vectors
 
 
 def test_shards_restore_the_order_and_rank_shares_split_one_draw():
@@ -191,14 +197,14 @@ def _fit_worker(rank: int, port: int, out: str, logs: str) -> None:
 
         setattr(debias.io, fname, record)
     first = {}
-    real_refresh = debias.fit._Trainer.refresh_weights
+    real_refresh = debias.fit.draws.DensityDraw.refresh
 
     def refresh(self, *args, **kwargs):
         stats = real_refresh(self, *args, **kwargs)
         first.setdefault("weights", self.weights.clone())
         return stats
 
-    debias.fit._Trainer.refresh_weights = refresh
+    debias.fit.draws.DensityDraw.refresh = refresh
     stdout = open(logs / f"stdout{rank}.txt", "w")
     sys.stdout = stdout
     try:
@@ -253,25 +259,26 @@ def test_two_process_fit_draws_its_first_epoch_by_the_single_process_weights(dis
                        image_size=32, eval_batch_size=32)
     dataset = load_dataset("synthfaces", image_size=32, limit=160)
     torch.manual_seed(0)
-    trainer = _Trainer("dbvae", dataset, config, torch.device("cpu"))
-    trainer.refresh_weights()
+    draw = DensityDraw("dbvae", dataset, config, torch.device("cpu"), SINGLE)
+    Trainer(draw)
+    draw.refresh()
     for rank in range(WORLD):
-        assert torch.equal(torch.load(logs / f"first{rank}.pt", weights_only=True), trainer.weights), rank
+        assert torch.equal(torch.load(logs / f"first{rank}.pt", weights_only=True), draw.weights), rank
 
 
 # ---------------------------------------------------------------- settings checked before training
 
 def test_batch_size_must_split_over_the_processes():
     config = FitConfig(batch_size=30)
-    debias.fit.check_config(config, world_size=2)
-    with pytest.raises(debias.fit.UserError, match="multiple of 4"):
-        debias.fit.check_config(config, world_size=4)
-    with pytest.raises(debias.fit.UserError, match="at least 2 per process"):
-        debias.fit.check_config(FitConfig(batch_size=4), world_size=4)
+    validate(config, world_size=2)
+    with pytest.raises(UserError, match="multiple of 4"):
+        validate(config, world_size=4)
+    with pytest.raises(UserError, match="at least 2 per process"):
+        validate(FitConfig(batch_size=4), world_size=4)
     ctx = DistContext(rank=1, world_size=2, local_rank=1)
-    assert debias.fit.resolve_device("cpu", ctx) == torch.device("cpu")
-    with pytest.raises(debias.fit.UserError, match="LOCAL_RANK"):
-        debias.fit.resolve_device("cuda:1", ctx)
+    assert resolve_device("cpu", ctx) == torch.device("cpu")
+    with pytest.raises(UserError, match="LOCAL_RANK"):
+        resolve_device("cuda:1", ctx)
 
 
 # ---------------------------------------------------------------- --compile

@@ -15,7 +15,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import debias.fit
+import debias.fit.trainer
 from debias.cli import main
 from debias.weighting import WeightingSettings
 
@@ -25,9 +25,6 @@ ARGS = ["--limit", "120", "--epochs", "3", "--image-size", "32", "--latent-dim",
 CONTRACT = ["weights.csv", "config.json", "checkpoint.pt", "latents.npy", "predictions_test.csv",
             "predictions_valid.csv", "history.csv"]
 REPO = Path(__file__).resolve().parents[1]
-
-
-pytestmark = pytest.mark.usefixtures("reuse_datasets")
 
 
 def fit(*args):
@@ -102,21 +99,21 @@ def test_sigkill_after_the_first_epoch_then_resume(tmp_path, reference):
 
 def test_ctrl_c_keeps_the_last_checkpoint_and_resume_finishes(tmp_path, reference, monkeypatch):
     out = tmp_path / "run"
-    real_run_epoch = debias.fit._Trainer.run_epoch
+    real_run_epoch = debias.fit.trainer.Trainer.run_epoch
 
     def interrupted(self, epoch, bar):
         if self.name == "dbvae" and epoch == 2:
             raise KeyboardInterrupt
         return real_run_epoch(self, epoch, bar)
 
-    monkeypatch.setattr(debias.fit._Trainer, "run_epoch", interrupted)
+    monkeypatch.setattr(debias.fit.trainer.Trainer, "run_epoch", interrupted)
     result = fit(*ARGS, "--out", out)
     assert result.exit_code == 130
     assert "Interrupted" in result.output and f"debias fit --resume {out}" in result.output
     assert "uniform epochs 1-3, dbvae epoch 1" in result.output
     assert "Traceback" not in result.output
     assert torch.load(out / "checkpoint.pt", weights_only=True)["epochs_done"] == {"uniform": 3, "dbvae": 1}
-    monkeypatch.setattr(debias.fit._Trainer, "run_epoch", real_run_epoch)
+    monkeypatch.setattr(debias.fit.trainer.Trainer, "run_epoch", real_run_epoch)
 
     # Settings come from the run; repeating one of them is fine, changing one is refused.
     refused = fit("--resume", out, "--epochs", "5", "--alpha", str(WeightingSettings().alpha), "--quiet")

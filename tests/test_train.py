@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from debias.models import DBVAE, DBVAELoss
-from debias.train import encode_all, iterate_batches, predict_proba, to_model_input, train_one_epoch
+from debias.models import to_model_input
+from debias.train import encode_all, iterate_batches, predict_proba, train_one_epoch
 
 
 def _tiny(n=24, size=32, seed=0):

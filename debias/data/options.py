@@ -10,21 +10,35 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from debias.data.columns import closest
 from debias.errors import UserError
+from debias.settings import declared, setting
 
-# Loader option -> the `debias fit` flag that sets it. Every other option is given as
-# `--data-option NAME=VALUE`. The one place this spelling lives: the command line imports it.
-OPTION_FLAGS = {
-    "root": "--root",
-    "target": "--target",
-    "groups": "--groups",
-    "limit": "--limit",
-    "cache_dir": "--cache-dir",
-    "workers": "--workers",
-    "image_size": "--image-size",
-}
+@dataclass(frozen=True)
+class DataFlags:
+    """The loader options that have a flag of their own on `debias fit`; every other is `--data-option NAME=VALUE`.
+
+    Declared like every setting (debias.settings), so the command line, the checks of a resumed
+    fit and the messages here share one spelling. runtime: how data is read, never which data.
+    """
+
+    root: str | None = setting(None, "--root", "Folder holding the dataset files (CelebA).")
+    target: str | None = setting(None, "--target", "Attribute to predict (CelebA; default Blond_Hair).")
+    groups: str | None = setting(None, "--groups", "Comma-separated attributes used only for evaluation (CelebA "
+                                 "default: Male).")
+    limit: int | None = setting(None, "--limit", "Use only the first N images of each split.", low=1)
+    cache_dir: str | None = setting(None, "--cache-dir", "Decoded-image cache (default $DEBIAS_CACHE or "
+                                    "~/.cache/debias).", runtime=True)
+    workers: int | None = setting(None, "--workers", "Image-decoding processes for the first pass (default: CPU "
+                                  "count, at most 8).", runtime=True, low=0)
+
+
+# Loader option -> the `debias fit` flag that sets it (image_size is a setting of the fit itself).
+OPTION_FLAGS = {**{item.name: item.setting.flag for item in declared(DataFlags)}, "image_size": "--image-size"}
+# Options that change how data is read, never which data: a resumed fit may use others.
+RUNTIME_OPTIONS = tuple(item.name for item in declared(DataFlags) if item.setting.runtime)
 # Every loader takes `progress` (whether a progress bar shows); --quiet sets it, never the user by
 # name, so the listings of what a dataset takes leave it out.
 QUIET_OPTION = "progress"

@@ -1,7 +1,7 @@
 """The DB-VAE and the plain classifier that shares its encoder trunk.
 
 The models know nothing about data: they take float images [B, 3, S, S] in [0, 1] (see
-debias.train.to_model_input) and return a dict of named outputs.
+debias.models.to_model_input) and return a dict of named outputs.
 """
 
 from __future__ import annotations

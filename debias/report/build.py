@@ -20,12 +20,14 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
-from debias.run_dir import read_run_config
+from debias.run_dir import CHECKPOINT, CONFIG, HISTORY, LATENTS, REPORT_HTML, WEIGHTS, predictions_file, read_run_config
 from debias import __version__, io
 from debias.errors import UserError
-from debias.report.metrics import CI_LEVEL, N_BOOT, group_labels, model_metrics, training_weight_table
+from debias.groups import column_groups, group_labels
+from debias.report.metrics import CI_LEVEL, N_BOOT, model_metrics, training_weight_table
 
 REPORT_FORMAT_VERSION = 1
+TEST_PREDICTIONS = predictions_file("test")
 
 # Known model names: display label and whether training used the ground-truth group labels.
 MODEL_INFO = {
@@ -82,38 +84,38 @@ def load_run(run_dir: str | Path) -> Run:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} does not exist; pass the folder `debias fit --out` wrote")
-    for required in ("config.json", "predictions_test.csv"):
+    for required in (CONFIG, TEST_PREDICTIONS):
         if not (run_dir / required).is_file():
             raise UserError(f"{run_dir} has no {required}, so it is not a finished `debias fit` run folder; rerun the fit or pick another folder")
     try:
         config = read_run_config(run_dir)
-        predictions = pd.read_csv(run_dir / "predictions_test.csv")
+        predictions = pd.read_csv(run_dir / TEST_PREDICTIONS)
     except (ValueError, OSError) as exc:
         raise UserError(f"cannot read {run_dir}: {exc}; rerun `debias fit`") from None
     missing = {"model", "label", "pred"} - set(predictions.columns)
     if missing:
-        raise UserError(f"{run_dir / 'predictions_test.csv'} lacks the columns {sorted(missing)}; rerun `debias fit`")
+        raise UserError(f"{run_dir / TEST_PREDICTIONS} lacks the columns {sorted(missing)}; rerun `debias fit`")
     run = Run(run_dir=run_dir, config=config, predictions=predictions)
-    run.weights = _read_optional(run_dir / "weights.csv", pd.read_csv, run.notes, "training weights")
-    run.history = _read_optional(run_dir / "history.csv", pd.read_csv, run.notes, "training curves")
-    run.latents = _read_optional(run_dir / "latents.npy", np.load, run.notes, "latent traversals")
-    if (run_dir / "checkpoint.pt").is_file():
-        run.checkpoint = run_dir / "checkpoint.pt"
+    run.weights = _read_optional(run_dir / WEIGHTS, pd.read_csv, run.notes, "training weights")
+    run.history = _read_optional(run_dir / HISTORY, pd.read_csv, run.notes, "training curves")
+    run.latents = _read_optional(run_dir / LATENTS, np.load, run.notes, "latent traversals")
+    if (run_dir / CHECKPOINT).is_file():
+        run.checkpoint = run_dir / CHECKPOINT
     else:
         run.notes.append("checkpoint.pt is missing, so the report has no reconstructions or traversals.")
     absent = [c for c in run.group_columns if f"attr_{c}" not in predictions.columns]
     if absent:
-        raise UserError(f"predictions_test.csv lacks the group columns {absent} named in config.json; rerun `debias fit`")
+        raise UserError(f"{TEST_PREDICTIONS} lacks the group columns {absent} named in config.json; rerun `debias fit`")
     return run
 
 
 def report_paths(run_dir: str | Path, out: str | Path | None) -> tuple[Path, Path]:
     """(html, json): RUN/report.html by default; `out` names the HTML file (or a folder for it)."""
     if out is None:
-        html = Path(run_dir) / "report.html"
+        html = Path(run_dir) / REPORT_HTML
     else:
         out = Path(out)
-        html = out / "report.html" if out.is_dir() or out.suffix == "" else out
+        html = out / REPORT_HTML if out.is_dir() or out.suffix == "" else out
         if html.suffix.lower() == ".json":  # `--out report.json` still gets its HTML beside it
             html = html.with_suffix(".html")
     return html, html.with_suffix(".json")
@@ -194,7 +196,6 @@ def training_weights_by_group(run: Run, dataset, rows: np.ndarray) -> dict:
     labels = train.labels[rows]
     weights = run.weights["weight"].to_numpy(dtype=float)
     result = {"groups": _records(training_weight_table(weights, group_labels(attributes, run.group_columns, labels))), "by_column": {}}
-    from debias.report.metrics import column_groups
 
     for col in run.group_columns:
         result["by_column"][col] = _records(training_weight_table(weights, column_groups(attributes, [col])))

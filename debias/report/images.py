@@ -1,7 +1,7 @@
 """Pictures for the report: thumbnails, DB-VAE reconstructions and latent traversals, as PNG bytes.
 
 Images are uint8 [N, H, W, 3] throughout (the dataset's own layout); the model sees them through
-`debias.train.to_model_input`, the same preprocessing training used.
+`debias.models.to_model_input`, the same preprocessing training used.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from debias.models import DBVAE
-from debias.train import to_model_input
+from debias.models import to_model_input
 
 # Steps along a latent direction, in standard deviations of mu over the training set: +-3 sd
 # covers nearly every training image, so the ends show the extremes the model has seen.

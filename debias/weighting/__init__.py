@@ -15,65 +15,19 @@ applies the cap, and `weight_summary` reports how skewed the result is (ESS, max
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import torch
 
+from debias.settings import problems
+
 from debias.weighting.combined import errors_joint_log_weights, errors_latent_log_weights
 from debias.weighting.errors import classifier_errors, jtt_log_weights
 from debias.weighting.histogram import COMBINATIONS, histogram_log_weights
-from debias.weighting.joint import joint_log_weights
+from debias.weighting.joint import JOINT_METHODS, joint_log_weights
+from debias.weighting.settings import AUTO, WeightingSettings
 from debias.weighting.stats import cap_weights, effective_sample_size, max_min_ratio, normalize_log_weights, weight_summary
-
-JOINT_METHODS = ("gmm", "knn")
-# `--weighting auto` is resolved by `debias fit` (debias.selection), never by a strategy.
-AUTO = "auto"
-
-
-@dataclass(frozen=True)
-class WeightingSettings:
-    """How weights are computed; each strategy reads the fields it needs.
-
-    Histogram defaults were chosen by measurement on synthfaces (BENCHMARKS.md, "Choosing the
-    default combination"): at 100 latent dimensions the product puts all the weight on a few
-    samples of one subgroup (ESS ~0), the geometric mean barely moves the weights (rare subgroups
-    at 1.05-1.2x), and the max gives each of the three rare subgroups about 2x at an ESS near 0.3.
-
-    errors_upweight  JTT's lambda: an error of the early classifier weighs this much more than a
-                     correct sample (before normalization). 20 sits in the middle of the values
-                     JTT tuned over ({5, 20, 50, 100}); with 5% errors it gives the errors half the
-                     sampling mass, what balancing a 5% group against the rest would.
-    errors_epoch     the uniform baseline's epoch whose training-split predictions are the errors.
-                     1: JTT's early stopping keeps the errors of the shortcut, before the network
-                     memorizes the rare samples (after which it gets them all right). A fit takes
-                     the first epoch from this one on whose classifier errs less than always
-                     predicting the majority class (debias.weighting.errors.early_error_rates).
-    joint_method     "gmm" (Gaussian mixture) or "knn" (k-nearest-neighbour density).
-    joint_dims       principal directions of the standardized latent means the density lives on.
-    joint_components mixture components per class (fewer for small classes).
-    knn_k            neighbours of the k-NN density.
-    joint_alpha      smoothing of the joint density, relative to the class's median density (see
-                     debias.weighting.joint): bounds a weight near 1/joint_alpha times a typical one.
-    """
-
-    strategy: str = "histogram"
-    bins: int = 10
-    alpha: float = 0.001
-    combine: str = "max"
-    cap: float | None = None
-    errors_upweight: float = 20.0
-    errors_epoch: int = 1
-    joint_method: str = "gmm"
-    joint_dims: int = 4
-    joint_components: int = 8
-    knn_k: int = 20
-    joint_alpha: float = 0.1
-
-    def to_dict(self) -> dict:
-        """Plain dict for config.json."""
-        return asdict(self)
-
 
 @dataclass(frozen=True)
 class WeightingInputs:
@@ -183,33 +137,15 @@ def needs_errors(strategy: str) -> bool:
 
 
 def validate(settings: WeightingSettings, allow_auto: bool = False) -> None:
-    """Raise ValueError naming the first setting that is out of range.
+    """Raise ValueError naming every setting that is out of range (one message).
 
     `allow_auto`: accept strategy "auto" (a fit's settings, resolved by measurement before use).
     """
-    if settings.strategy not in STRATEGIES and not (allow_auto and settings.strategy == AUTO):
-        choices = sorted(STRATEGIES) + ([AUTO] if allow_auto else [])
-        raise ValueError(f"unknown weighting strategy {settings.strategy!r}; choose one of {', '.join(choices)}")
-    if settings.bins < 2:
-        raise ValueError(f"bins must be >= 2, got {settings.bins}")
-    if settings.alpha < 0:
-        raise ValueError(f"alpha must be >= 0 (0 is the paper's uniform-over-latent-space limit), got {settings.alpha}")
-    if settings.combine not in COMBINATIONS:
-        raise ValueError(f"combine must be one of {COMBINATIONS}, got {settings.combine!r}")
-    if settings.cap is not None and settings.cap < 1:
-        raise ValueError(f"cap must be >= 1 (a multiple of the mean weight), got {settings.cap}")
-    if not settings.errors_upweight >= 1:
-        raise ValueError(f"errors_upweight must be >= 1 (1 = no upweighting), got {settings.errors_upweight}")
-    if isinstance(settings.errors_epoch, bool) or not isinstance(settings.errors_epoch, int) or settings.errors_epoch < 1:
-        raise ValueError(f"errors_epoch must be an integer >= 1, got {settings.errors_epoch}")
-    if settings.joint_method not in JOINT_METHODS:
-        raise ValueError(f"joint_method must be one of {JOINT_METHODS}, got {settings.joint_method!r}")
-    for name in ("joint_dims", "joint_components", "knn_k"):
-        value = getattr(settings, name)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an integer >= 1, got {value}")
-    if not settings.joint_alpha >= 0:
-        raise ValueError(f"joint_alpha must be >= 0, got {settings.joint_alpha}")
+    found = problems(settings)
+    if settings.strategy == AUTO and not allow_auto:
+        found.append("--weighting auto is chosen by `debias fit`; pass a strategy: " + ", ".join(STRATEGIES))
+    if found:
+        raise ValueError("; ".join(found))
 
 
 def compute_weights(inputs: WeightingInputs, settings: WeightingSettings, vae_on_all: bool) -> tuple[torch.Tensor, torch.Tensor]:

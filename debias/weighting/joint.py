@@ -28,6 +28,9 @@ import math
 import numpy as np
 import torch
 
+# The two density estimates `joint_method` chooses between (step 2 above).
+JOINT_METHODS = ("gmm", "knn")
+
 # Ridge added to the diagonal of every mixture covariance, in units of the standardized
 # latents' variance: keeps a component that caught a few near-identical samples from
 # collapsing to a spike with an infinite density.

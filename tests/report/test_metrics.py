@@ -8,7 +8,8 @@ import pytest
 from conftest import GROUPS, LABELS, UNIFORM
 from sklearn.metrics import accuracy_score
 
-from debias.report.metrics import accuracy_interval, group_labels, model_metrics, parity_differences, training_weight_table
+from debias.groups import group_labels
+from debias.report.metrics import accuracy_interval, model_metrics, parity_differences, training_weight_table
 
 
 @pytest.fixture(scope="module")

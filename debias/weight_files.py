@@ -5,7 +5,7 @@ at least the columns `sample_id` (the dataset's own id, e.g. the CelebA file nam
 (finite, positive, mean 1). Your pipeline lists its samples in its own order; `align` looks each
 id up, so the order of either side does not matter, and refuses ids that do not match.
 
-    from debias.weights import SampleWeights
+    from debias.weight_files import SampleWeights
     weights = SampleWeights.load("runs/celeba/weights.csv")
     loader = DataLoader(dataset, batch_size=64, sampler=weights.to_sampler(dataset.ids))
 

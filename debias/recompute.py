@@ -17,16 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from debias.run_dir import read_run_config
 from debias import io
 from debias.errors import UserError
+from debias.run_dir import CONFIG, EARLY_PROBS, LATENTS, PROTECTED_FILES, WEIGHTS, read_run_config
+from debias.weight_files import read_weights_frame, write_weights
 from debias.weighting import AUTO, WeightingSettings, needs_errors, training_weights, validate, weight_summary
-from debias.weights import read_weights_frame, write_weights
-
-# Files of the run-directory contract that a new weights file must never replace.
-PROTECTED_RUN_FILES = frozenset(
-    {"config.json", "latents.npy", "checkpoint.pt", "history.csv", "predictions_test.csv", "predictions_valid.csv", "early_probs.npy"}
-)
 
 
 def default_output_name(settings: WeightingSettings) -> str:
@@ -71,16 +66,16 @@ def _resolve_output(run_dir: Path, out: str | os.PathLike | None, settings: Weig
     if target.exists() and target.is_dir():
         raise UserError(f"--out {target} is a folder; name a .csv file")
     in_run = target.resolve().parent == run_dir.resolve()
-    if in_run and {target.name, settings_path(target).name} & PROTECTED_RUN_FILES:
-        raise UserError(f"--out {target} would replace a file of the run ({', '.join(sorted(PROTECTED_RUN_FILES))}); choose another name")
-    if in_run and target.name == "weights.csv" and (out is None or not overwrite):
+    if in_run and {target.name, settings_path(target).name} & PROTECTED_FILES:
+        raise UserError(f"--out {target} would replace a file of the run ({', '.join(sorted(PROTECTED_FILES))}); choose another name")
+    if in_run and target.name == WEIGHTS and (out is None or not overwrite):
         raise UserError(f"refusing to replace the fit's {target}; pass --out naming it and --overwrite to do so")
     if target.exists() and not overwrite:
         raise UserError(f"{target} already exists; pass --overwrite to replace it or choose another --out")
     return target
 
 
-def reweight_run(
+def recompute_weights(
     run_dir: str | os.PathLike,
     alpha: float | None = None,
     bins: int | None = None,
@@ -93,7 +88,7 @@ def reweight_run(
 ) -> dict:
     """Recompute a run's weights from its latents.npy with other settings; write them; return a summary.
 
-        result = reweight_run("runs/x", alpha=0.1, bins=20)
+        result = recompute_weights("runs/x", alpha=0.1, bins=20)
         print(result["path"], result["stats"]["ess"])      # runs/x/weights-alpha0.1-bins20-geometric.csv
         SampleWeights.load(result["path"])                  # ready for a pipeline
 
@@ -109,12 +104,12 @@ def reweight_run(
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} does not exist; `debias fit --out {run_dir}` makes one")
-    needed = [name for name in ("weights.csv", "latents.npy", "config.json") if not (run_dir / name).is_file()]
+    needed = [name for name in (WEIGHTS, LATENTS, CONFIG) if not (run_dir / name).is_file()]
     if needed:
         raise UserError(
             f"{run_dir} is not a complete run folder: missing {', '.join(needed)}; point at a folder written by `debias fit`"
         )
-    config_path = run_dir / "config.json"
+    config_path = run_dir / CONFIG
     fit_settings, vae_on_all = _fit_settings(read_run_config(run_dir), config_path)
     if cap is not None and no_cap:
         raise UserError("pass either --cap or --no-cap, not both")
@@ -130,28 +125,28 @@ def reweight_run(
     except ValueError as exc:
         raise UserError(f"bad weighting setting: {exc}") from None
 
-    frame = read_weights_frame(run_dir / "weights.csv")
+    frame = read_weights_frame(run_dir / WEIGHTS)
     if "label" not in frame.columns:
-        raise UserError(f"{run_dir / 'weights.csv'} has no `label` column; it was not written by `debias fit`")
+        raise UserError(f"{run_dir / WEIGHTS} has no `label` column; it was not written by `debias fit`")
     try:
-        latents = np.load(run_dir / "latents.npy", allow_pickle=False)
+        latents = np.load(run_dir / LATENTS, allow_pickle=False)
     except (ValueError, OSError) as exc:
-        raise UserError(f"cannot read {run_dir / 'latents.npy'} ({exc}); the run folder is damaged") from None
+        raise UserError(f"cannot read {run_dir / LATENTS} ({exc}); the run folder is damaged") from None
     if latents.ndim != 2 or len(latents) != len(frame):
         raise UserError(
-            f"{run_dir / 'latents.npy'} has shape {latents.shape} but weights.csv has {len(frame)} rows; "
+            f"{run_dir / LATENTS} has shape {latents.shape} but weights.csv has {len(frame)} rows; "
             "they must come from the same fit (one latent row per weights.csv row)"
         )
     if not np.isfinite(latents).all():
-        raise UserError(f"{run_dir / 'latents.npy'} holds non-finite values; re-run `debias fit`")
+        raise UserError(f"{run_dir / LATENTS} holds non-finite values; re-run `debias fit`")
     labels = pd.to_numeric(frame["label"], errors="coerce").to_numpy(dtype=np.float64, copy=True)
     if not np.isin(labels, (0, 1)).all():
-        raise UserError(f"{run_dir / 'weights.csv'}: the `label` column must hold 0 or 1 in every row")
+        raise UserError(f"{run_dir / WEIGHTS}: the `label` column must hold 0 or 1 in every row")
     labels = labels.astype(np.int64)
 
     early_probs = None
     if needs_errors(settings.strategy):
-        early_path = run_dir / "early_probs.npy"
+        early_path = run_dir / EARLY_PROBS
         if not early_path.is_file():
             raise UserError(
                 f"the {settings.strategy} weighting needs the early classifier's predictions, {early_path}, which this run lacks; "

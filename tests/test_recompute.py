@@ -9,7 +9,7 @@ import torch
 from click.testing import CliRunner
 
 from debias.cli import main
-from debias.reweight import reweight_run
+from debias.recompute import recompute_weights
 from debias.weighting import WeightingSettings, training_weights
 
 N, DIM = 120, 4
@@ -155,7 +155,7 @@ def test_broken_run_folders_are_user_errors(tmp_path, run):
 
 
 def test_library_function_returns_the_summary(run):
-    result = reweight_run(run, alpha=0.2, combine="max")
+    result = recompute_weights(run, alpha=0.2, combine="max")
     assert result["path"].endswith("weights-alpha0.2-bins7-max.csv")
     assert result["settings"]["bins"] == 7 and result["fit_settings"]["alpha"] == 0.05
     assert 0 < result["stats"]["ess"] <= 1 and result["stats"]["max_min_ratio"] >= 1

@@ -1,4 +1,4 @@
-"""debias.weights: reading and checking weights.csv, aligning to a pipeline's ids, samplers, sample_weight."""
+"""debias.weight_files: reading and checking weights.csv, aligning to a pipeline's ids, samplers, sample_weight."""
 
 import numpy as np
 import pandas as pd
@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import WeightedRandomSampler
 
 from debias.errors import UserError
-from debias.weights import (
+from debias.weight_files import (
     DistributedWeightedSampler, SampleWeights, load_weights, to_sample_weight, to_sampler, write_weights,
 )
 

@@ -1,0 +1,123 @@
+"""`--weighting auto`: train a short DB-VAE run per candidate strategy and keep the best on validation.
+
+Each candidate strategy trains a short DB-VAE run on the same data (`train_candidate`); its
+validation predictions are scored (`validation_figures`) and the best one is kept (`choose`). The criterion is
+
+- worst-class accuracy (the smallest per-label accuracy) by default: it needs no group labels,
+  and a strategy that helps a rare group of one class usually raises that class's accuracy;
+- worst-group accuracy over the given attributes crossed with the label, when the user supplies
+  group labels for the validation split only (`--val-groups`), as group-robustness methods
+  (JTT, DFR) tune on a labelled validation set. Training never sees them.
+
+Only candidates whose validation accuracy is within an accuracy budget (2 points by default,
+`--auto-accuracy-budget`) of the most accurate candidate's compete: measured on the CelebA sample,
+the joint density won on worst-group accuracy while costing 4 points of accuracy (BENCHMARKS.md,
+"Weighting strategies on rare combinations"), more than a user trading accuracy for fairness asks.
+Ties (to 1e-9) go to the higher mean accuracy, then to the earlier candidate in the list.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import torch
+
+from debias.data import Dataset
+from debias.distributed import SINGLE, DistContext
+from debias.fit.config import FitConfig
+from debias.fit.draws import DensityDraw
+from debias.fit.evaluation import sharded_predict
+from debias.fit.trainer import Trainer
+from debias.groups import accuracy_by_group, group_labels
+from debias.weighting import weight_summary
+
+WORST_CLASS = "worst_class_accuracy"
+WORST_GROUP = "worst_group_accuracy"
+
+
+def worst_class_accuracy(labels: np.ndarray, pred: np.ndarray) -> float:
+    """The smallest per-label accuracy."""
+    labels, pred = np.asarray(labels), np.asarray(pred)
+    return float(min((pred[labels == c] == c).mean() for c in np.unique(labels)))
+
+
+def validation_figures(labels: np.ndarray, probs: np.ndarray, attributes: pd.DataFrame | None = None,
+                       val_groups: list[str] | tuple[str, ...] = ()) -> dict:
+    """accuracy, worst_class_accuracy and (with val_groups) worst_group_accuracy / worst_group of predictions."""
+    labels = np.asarray(labels)
+    pred = (np.asarray(probs) >= 0.5).astype(np.int64)
+    figures = {"accuracy": float((pred == labels).mean()), WORST_CLASS: worst_class_accuracy(labels, pred)}
+    if val_groups:
+        by_group = accuracy_by_group(labels, pred, group_labels(attributes, list(val_groups), labels))
+        figures[WORST_GROUP] = by_group["worst_group_accuracy"]
+        figures["worst_group"] = by_group["worst_group"]
+    return figures
+
+
+def choose(candidates: dict[str, dict], criterion: str, accuracy_budget: float | None = None) -> str:
+    """The candidate with the highest `criterion`, ties broken by accuracy, then by order.
+
+    With `accuracy_budget` (a fraction, 0.02 = 2 points), only the candidates whose accuracy is at
+    most that far below the most accurate candidate's compete.
+    """
+    if not candidates:
+        raise ValueError("no candidate strategies to choose from")
+    if accuracy_budget is not None:
+        top = max(figures["accuracy"] for figures in candidates.values())
+        candidates = {name: f for name, f in candidates.items() if f["accuracy"] >= top - accuracy_budget - 1e-9}
+    best, best_key = None, None
+    for name, figures in candidates.items():
+        key = (round(figures[criterion], 9), round(figures["accuracy"], 9))
+        if best_key is None or key > best_key:
+            best, best_key = name, key
+    return best
+
+
+def train_candidate(strategy: str, dataset: Dataset, config: FitConfig, device: torch.device,
+                    early_probs: np.ndarray | None, progress: bool, ctx: DistContext = SINGLE) -> tuple[np.ndarray, dict]:
+    """One short run of `--weighting auto`: a fresh DB-VAE trained `config.auto_epochs` epochs with
+    `strategy`'s weights, as the fit's DB-VAE would be. Returns its P(label = 1) on the validation
+    split and the weight_summary of the last weights it drew by."""
+    short = replace(config, epochs=config.auto_epochs, weighting=replace(config.weighting, strategy=strategy))
+    draw = DensityDraw("dbvae", dataset, short, device, ctx)
+    draw.early_probs = early_probs
+    trainer = Trainer(draw, label=strategy)
+    trainer.train(progress)
+    probs = sharded_predict(trainer.model, dataset.valid.images, config.eval_batch_size, device, trainer.amp, ctx)
+    return probs, weight_summary(draw.weights)
+
+
+def select_strategy(dataset: Dataset, config: FitConfig, device: torch.device, early_probs: np.ndarray | None,
+                    progress: bool, ctx: DistContext = SINGLE) -> dict:
+    """Run every candidate strategy briefly and choose by validation figures (debias.selection).
+
+    Returns the record written to config.json as "weighting_selection": criterion, val_groups,
+    epochs, chosen, and per candidate its validation figures, ESS, max/min weight ratio and seconds.
+    The global torch RNG is restored afterwards, so the fit's DB-VAE trains exactly as it would
+    with `--weighting CHOSEN`. Under DDP every rank gets rank 0's record, so all train the same choice.
+    """
+    rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+    valid = dataset.valid
+    criterion = WORST_GROUP if config.val_groups else WORST_CLASS
+    candidates = {}
+    for strategy in config.candidates:
+        start = time.perf_counter()
+        probs, stats = train_candidate(strategy, dataset, config, device, early_probs, progress, ctx)
+        figures = validation_figures(valid.labels, probs, valid.attributes, config.val_groups)
+        figures.update(ess=stats["ess"], max_min_ratio=stats["max_min_ratio"], seconds=time.perf_counter() - start)
+        candidates[strategy] = figures
+    torch.set_rng_state(rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state_all(cuda_rng)
+    return ctx.broadcast_object({
+        "criterion": criterion,
+        "val_groups": list(config.val_groups),
+        "epochs": config.auto_epochs,
+        "accuracy_budget": config.auto_accuracy_budget,
+        "chosen": choose(candidates, criterion, config.auto_accuracy_budget / 100),
+        "candidates": candidates,
+    })

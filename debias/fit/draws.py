@@ -1,0 +1,175 @@
+"""How each model of a fit draws its training rows every epoch: one small class per model.
+
+    uniform  every training row once per epoch, in random order
+    dbvae    the DB-VAE, rows drawn by weights recomputed from its own latents at every epoch start
+    sampler  a plain classifier trained by an ordinary DataLoader loop with torch's
+             WeightedRandomSampler over the exported weights.csv (proves the file helps a
+             pipeline that is not ours)
+    oracle   a plain classifier drawing rows so that every true group has equal mass (uses the
+             group labels, which debias itself never does)
+
+Every draw is seeded by (seed, epoch, model), so a resumed fit repeats an uninterrupted one. Under
+DDP each rank takes its share of the one global draw (debias.sampling.rank_share) with a per-rank
+batch of batch_size / world_size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from debias.data import Dataset
+from debias.distributed import DistContext
+from debias.fit.errors import NonFiniteLoss
+from debias.groups import group_labels
+from debias.sampling import epoch_generator, rank_share, uniform_indices, weighted_indices
+from debias.train import UInt8ImageDataset, encode_all, iterate_batches
+from debias.weight_files import DistributedWeightedSampler, SampleWeights
+from debias.weighting import AUTO, WeightingSettings, weight_summary
+from debias.weighting.sharded import sharded_training_weights
+
+if TYPE_CHECKING:
+    from debias.fit.config import FitConfig
+
+Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
+
+
+class Draw:
+    """The rows one model trains on each epoch. Subclasses say how; `trains_dbvae` says which network."""
+
+    trains_dbvae = False
+
+    def __init__(self, name: str, dataset: Dataset, config: FitConfig, device: torch.device, ctx: DistContext):
+        self.name, self.dataset, self.config, self.device, self.ctx = name, dataset, config, device, ctx
+        # The per-model stream of epoch_generator, fixed by the model's place in MODELS.
+        self.stream = MODELS.index(name)
+
+    @property
+    def batch_size(self) -> int:
+        """A rank's part of the global batch: a step of all ranks together sees config.batch_size rows."""
+        return self.config.batch_size // self.ctx.world_size
+
+    def indices(self, epoch: int, generator: torch.Generator, row: dict) -> torch.Tensor:
+        """This epoch's rows of the training split (all ranks together); may add weight statistics to `row`."""
+        raise NotImplementedError
+
+    def batches(self, epoch: int, row: dict) -> Batches:
+        """(uint8 images, labels) batches of this rank for `epoch`."""
+        train = self.dataset.train
+        indices = self.indices(epoch, epoch_generator(self.config.seed, epoch, stream=self.stream), row)
+        indices = rank_share(indices, self.ctx.rank, self.ctx.world_size)
+        return iterate_batches(train.images, train.labels, indices.numpy(), self.batch_size, self.device)
+
+
+class UniformDraw(Draw):
+    """Every training row once per epoch, in random order."""
+
+    def indices(self, epoch: int, generator: torch.Generator, row: dict) -> torch.Tensor:
+        return uniform_indices(len(self.dataset.train), generator)
+
+
+def group_balanced_weights(dataset: Dataset) -> torch.Tensor:
+    """The oracle's weights: every training group (group attributes x label) gets the same total weight, mean 1."""
+    train = dataset.train
+    groups = group_labels(train.attributes, dataset.group_columns, train.labels)
+    counts = groups.map(groups.value_counts())
+    w = torch.tensor((1.0 / counts).to_numpy(), dtype=torch.float64)
+    return w * (len(w) / w.sum())
+
+
+class GroupBalancedDraw(Draw):
+    """Rows drawn with replacement so that every true group has equal mass (the oracle)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weights = group_balanced_weights(self.dataset)
+
+    def indices(self, epoch: int, generator: torch.Generator, row: dict) -> torch.Tensor:
+        row.update(weight_summary(self.weights))
+        return weighted_indices(self.weights, len(self.dataset.train), generator)
+
+
+class DensityDraw(Draw):
+    """The DB-VAE's rows, drawn by weights recomputed from its latents (and the early errors) each epoch.
+
+    `weighting` is the strategy (an auto fit sets the chosen one before training) and
+    `early_probs` the early classifier's P(label = 1) per training row, for the errors strategies.
+    `model` is set by the trainer: the DB-VAE whose latents make the weights.
+    """
+
+    trains_dbvae = True
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model: torch.nn.Module | None = None
+        self.amp = self.config.amp and self.device.type == "cuda"
+        self.weighting: WeightingSettings = self.config.weighting
+        self.early_probs: np.ndarray | None = None
+        self.weights: torch.Tensor | None = None
+        self.log_density: torch.Tensor | None = None
+        self.latents: torch.Tensor | None = None
+
+    def refresh(self, keep_latents: bool = True) -> dict[str, float]:
+        """Weights from the latents of the current model on the whole training split; their weight_summary.
+
+        Each rank encodes whole eval batches of its shard of the rows (one process: all rows), so
+        the latents, and from them the weights, are the single process's bits. `keep_latents=False`
+        spares gathering the latents when the weights do not need them (they are kept in
+        `self.latents` for the final weights, which latents.npy stores).
+        """
+        if self.weighting.strategy == AUTO:
+            raise RuntimeError("the weighting strategy of an auto fit must be chosen before the DB-VAE trains")
+        train, ctx, config = self.dataset.train, self.ctx, self.config
+        rows = ctx.shard(len(train), align=config.eval_batch_size)
+        if rows.stop > rows.start:
+            local = encode_all(self.model, train.images[rows], config.eval_batch_size, self.device, self.amp)
+        else:
+            local = torch.empty(0, config.latent_dim, device=self.device)
+        if ctx.any(not bool(torch.isfinite(local).all())):
+            raise NonFiniteLoss(f"the {self.name} model's latent means are not finite")
+        self.weights, score, latents = sharded_training_weights(
+            local, torch.tensor(train.labels), rows, self.weighting, self.dataset.vae_on_all, ctx, self.early_probs)
+        if latents is None and keep_latents:
+            latents = ctx.all_gather_rows(local)
+        self.latents = latents
+        self.log_density = -score
+        return weight_summary(self.weights)
+
+    def indices(self, epoch: int, generator: torch.Generator, row: dict) -> torch.Tensor:
+        row.update(self.refresh(keep_latents=False))
+        return weighted_indices(self.weights, len(self.dataset.train), generator)
+
+
+class FileDraw(Draw):
+    """A plain DataLoader with torch's WeightedRandomSampler over a weights file, as a user's pipeline would."""
+
+    def __init__(self, *args, weights_file: Path | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weights_file = weights_file
+        self._aligned: np.ndarray | None = None
+
+    def _weights_for_ddp(self) -> np.ndarray:
+        # Rank 0 reads the file and sends the aligned weights to the others: no rank but 0 needs
+        # to see the run folder (another machine's ranks may not).
+        if self._aligned is None:
+            ids = self.dataset.train.sample_ids
+            self._aligned = self.ctx.on_main(lambda: SampleWeights.load(self.weights_file).align(ids))
+        return self._aligned
+
+    def batches(self, epoch: int, row: dict) -> Batches:
+        train, ctx, seed = self.dataset.train, self.ctx, self.config.seed * 1000 + epoch
+        if ctx.distributed:
+            sampler = DistributedWeightedSampler(self._weights_for_ddp(), num_replicas=ctx.world_size, rank=ctx.rank, seed=seed)
+        else:
+            sampler = SampleWeights.load(self.weights_file).to_sampler(train.sample_ids, seed=seed)
+        return torch.utils.data.DataLoader(UInt8ImageDataset(train.images, train.labels), batch_size=self.batch_size,
+                                           sampler=sampler, pin_memory=self.device.type == "cuda")
+
+
+# Model name -> how it draws; the order is the order models train in and fixes each one's stream.
+DRAWS: dict[str, type[Draw]] = {"uniform": UniformDraw, "dbvae": DensityDraw, "sampler": FileDraw, "oracle": GroupBalancedDraw}
+MODELS = tuple(DRAWS)

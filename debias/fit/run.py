@@ -1,0 +1,360 @@
+"""The phases of a fit, in order: read top to bottom in `Fit._phases`.
+
+1. data            load (or take) the dataset and check it suits the settings
+2. run folder      config.json with "status": "running"
+3. models          one Trainer per model, restored from checkpoint.pt when resuming
+4. uniform         the baseline; its early predictions are the errors some strategies upweight
+5. strategy        `--weighting auto` measures its candidates (debias.fit.auto)
+6. dbvae           the DB-VAE, drawing by the weights of its own latents
+7. weights         weights.csv, latents.npy (and early_probs.npy) from the final DB-VAE
+8. sampler, oracle the plain loop over weights.csv, and the group-balanced classifier
+9. evaluation      predictions of every model on the validation and test splits
+10. results        config.json gets the results and "status": "complete", last of all
+
+checkpoint.pt is written after every epoch of every model (debias.fit.checkpoint), so a fit
+stopped anywhere continues with `debias fit --resume RUN` (debias.fit.resume) and ends with the
+files an uninterrupted fit writes: every epoch's draw is seeded by (seed, epoch, model) and the
+global torch RNG state is saved with each checkpoint.
+
+Under torchrun (debias.distributed) every rank runs this same code on a DistContext: the models
+train under DistributedDataParallel, each rank takes its share of every epoch's draw, latents and
+predictions are gathered, and only rank 0 writes the run folder. With one process the context is
+debias.distributed.SINGLE.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from debias import __version__, io
+from debias.data import Dataset, load_dataset
+from debias.distributed import SINGLE, DistContext, session
+from debias.errors import UserError
+from debias.fit.auto import select_strategy
+from debias.fit.checkpoint import Progress, checkpoint_state, dataset_fingerprint, describe_progress, restore
+from debias.fit.config import FitConfig, validate
+from debias.fit.device import resolve_device
+from debias.fit.draws import DRAWS, MODELS, DensityDraw, FileDraw
+from debias.fit.errors import CompileFailed, FitInterrupted, NonFiniteLoss
+from debias.fit.evaluation import evaluate, predictions_frame, sharded_predict
+from debias.fit.trainer import Trainer
+from debias.run_dir import (CHECKPOINT, CONFIG, EARLY_PROBS, FIT_FILES, HISTORY, LATENTS, REPORT_FILES, RUN_FORMAT_VERSION,
+                            WEIGHTS, predictions_file, prepare_run_dir)
+from debias.weight_files import write_weights
+from debias.weighting import AUTO, WeightingSettings
+from debias.weighting.errors import early_error_rates
+
+
+def check_dataset(dataset: Dataset, config: FitConfig) -> None:
+    """UserError when the dataset cannot train this fit: an empty split, one class, another image size, unknown --val-groups."""
+    for split in ("train", "valid", "test"):
+        if len(dataset.split(split)) == 0:
+            raise UserError(f"the {split} split of {dataset.name} is empty; add images to it or use a larger --limit")
+    present = np.unique(dataset.train.labels)
+    if len(present) < 2:
+        raise UserError(
+            f"the training split of {dataset.name} has one class only (every label is {int(present[0])}); "
+            "a classifier needs training images of both labels 0 and 1"
+        )
+    if dataset.train.image_size != config.image_size:
+        raise UserError(f"dataset images are {dataset.train.image_size}px but --image-size is {config.image_size}")
+    missing = [name for name in config.val_groups if name not in dataset.valid.attributes.columns]
+    if missing:
+        known = ", ".join(map(str, dataset.valid.attributes.columns)) or "none"
+        raise UserError(
+            f"--val-groups: the validation split of {dataset.name} has no attribute {', '.join(missing)}; "
+            f"its attributes are: {known}"
+        )
+
+
+class Fit:
+    """One fit into a run folder, new or resumed: trains what is left, checkpointing every epoch.
+
+    Under DDP every rank runs it; only rank 0 (ctx.is_main) writes the run folder and shows progress.
+    """
+
+    def __init__(self, run_dir: Path, config: FitConfig, device: torch.device, progress: bool, ctx: DistContext = SINGLE,
+                 checkpoint: dict | None = None, created: str | None = None, resumed: bool = False):
+        self.run_dir, self.config, self.device, self.ctx = run_dir, config, device, ctx
+        self.progress = progress and ctx.is_main
+        self.checkpoint = checkpoint
+        self.created = created or _dt.datetime.now().isoformat(timespec="seconds")
+        self.state = Progress.from_checkpoint(checkpoint)
+        self.saved_done = dict(self.state.done)  # epochs in checkpoint.pt, for the messages after a failure
+        self.started = time.perf_counter()
+        self.trainers: dict[str, Trainer] = {}
+        self.dataset: Dataset | None = None
+        self.fingerprint = ""
+        # Whether the run folder describes this fit yet (config.json written by it, or a resumed run).
+        self.resumable = resumed
+
+    def run(self, dataset: Dataset | None = None) -> dict:
+        """Train what is left and write every file of the run folder; returns the config.json summary.
+
+        `dataset`: the data, already loaded (else loaded from config.data and config.data_options).
+        """
+        try:
+            return self._phases(dataset)
+        except KeyboardInterrupt:
+            raise FitInterrupted(self.run_dir, self._interrupted_message()) from None
+        except NonFiniteLoss as exc:
+            c = self.config
+            # Every rank meets it at the same step (losses are averaged over the ranks, parameters are equal).
+            raise self.ctx.shared_error(UserError(
+                f"{exc}; training stopped. {self._kept()} Hint: lower --lr (now {c.learning_rate:g}) or --beta "
+                f"(now {c.beta:g}), or cap the weights with --cap, and start a new fit (--out NEW_FOLDER)."
+            )) from None
+        except CompileFailed as exc:
+            raise self.ctx.shared_error(exc)
+        except OSError as exc:
+            if exc.filename is None or self.run_dir.resolve() not in Path(exc.filename).resolve().parents:
+                raise
+            raise UserError(
+                f"cannot write {exc.filename}: {exc.strerror or exc}. {self._kept()} Free some space or fix the "
+                f"folder's permissions, then continue with `debias fit --resume {self.run_dir}`."
+            ) from None
+
+    def _phases(self, dataset: Dataset | None) -> dict:
+        # Each machine's first rank loads (and caches) the data before the others read the cache.
+        self.dataset = self.ctx.local_main_first(lambda: self._checked_dataset(dataset))
+        self._start_run_folder()
+        self._build_trainers()
+        self._train("uniform")
+        self._choose_strategy()
+        self._train("dbvae")
+        final_weights = self._write_weights()
+        self._train("sampler")
+        self._train("oracle")
+        results = self._evaluate()
+        return self._finish(final_weights, results)
+
+    # 1. data
+    def _checked_dataset(self, dataset: Dataset | None) -> Dataset:
+        config = self.config
+        if dataset is None:
+            dataset = load_dataset(config.data, image_size=config.image_size, progress=self.progress, **config.data_options)
+        check_dataset(dataset, config)
+        if config.vae_on is not None:
+            dataset.vae_on_all = config.vae_on == "all"
+        self.fingerprint = dataset_fingerprint(dataset)
+        if self.checkpoint is not None and self.checkpoint["dataset"] != self.fingerprint:
+            raise UserError(
+                f"the data of {dataset.name} differ from those {self.run_dir} was trained on (other images, labels, "
+                "splits, preprocessing or --limit); a fit can only be resumed on the same data. Restore the data, or "
+                "start a new fit with --out NEW_FOLDER"
+            )
+        return dataset
+
+    # 2. run folder
+    def _start_run_folder(self) -> None:
+        if self.ctx.is_main:
+            if self.checkpoint is None:
+                # A new fit (--overwrite) first removes the files of the run it replaces: a stale
+                # checkpoint.pt beside the new config.json would make --resume continue the old run.
+                for name in (*FIT_FILES, *REPORT_FILES):
+                    (self.run_dir / name).unlink(missing_ok=True)
+            io.write_json(self.run_dir / CONFIG, self._config_record(status="running"))
+        self.resumable = True
+
+    # 3. models
+    def _build_trainers(self) -> None:
+        config, dataset = self.config, self.dataset
+        # The DB-VAE is always trained: its latents make weights.csv. Strategies that use errors
+        # read them from the uniform baseline, so it is trained for them even when not asked for.
+        # The oracle needs group columns to balance.
+        wanted = {"dbvae", *config.models} | ({"uniform"} if config.uses_errors else set())
+        if not dataset.group_columns:
+            wanted.discard("oracle")
+        for name in (m for m in MODELS if m in wanted):
+            draw = DRAWS[name](name, dataset, config, self.device, self.ctx)
+            if isinstance(draw, FileDraw):
+                draw.weights_file = self.run_dir / WEIGHTS
+            self.trainers[name] = Trainer(draw)
+        if self.checkpoint is not None:
+            restore(self.checkpoint, self.trainers, self.run_dir / CHECKPOINT)
+        self.state.done = {name: self.state.done.get(name, 0) for name in self.trainers}
+
+    def _train(self, name: str) -> None:
+        if name in self.trainers:
+            self.trainers[name].train(self.progress, self.state.done[name] + 1, self._after_epoch)
+
+    def _after_epoch(self, name: str, epoch: int, row: dict) -> None:
+        if name == "uniform" and self.config.uses_errors and self.state.early_probs is None \
+                and epoch >= self.config.weighting.errors_epoch:
+            self._take_early_errors(epoch)
+        self.state.history.append(row)
+        self.state.done[name] = epoch
+        self._save_checkpoint()
+
+    # 4. the uniform baseline's errors
+    def _take_early_errors(self, epoch: int) -> None:
+        """Keep the uniform baseline's training predictions after this epoch as JTT's early classifier.
+
+        From `errors_epoch` on, the first epoch whose classifier errs less than always predicting the
+        majority class (see early_error_rates); the last epoch's if none does, flagged in config.json.
+        """
+        trainer, train = self.trainers["uniform"], self.dataset.train
+        probs = sharded_predict(trainer.model, train.images, self.config.eval_batch_size, self.device, trainer.amp, self.ctx)
+        rates = early_error_rates(probs, train.labels)
+        if rates["informative"] or epoch == self.config.epochs:
+            self.state.early_probs = probs
+            self.state.early_errors = {"epoch": epoch, **rates}
+
+    # 5. strategy
+    def _choose_strategy(self) -> None:
+        if self.config.uses_errors and self.state.early_probs is None:
+            raise UserError(
+                f"{self.run_dir / CHECKPOINT} lacks the early classifier's predictions that the weighting strategy needs; "
+                "start a new fit with --out NEW_FOLDER"
+            )
+        if self.config.weighting.strategy == AUTO and self.state.selection is None:
+            self.state.selection = select_strategy(self.dataset, self.config, self.device, self.state.early_probs,
+                                                   self.progress, self.ctx)
+            self._save_checkpoint()
+            if self.ctx.is_main:
+                io.write_json(self.run_dir / CONFIG, self._config_record(status="running"))
+        draw = self.trainers["dbvae"].draw
+        draw.weighting = self.resolved_weighting()
+        draw.early_probs = self.state.early_probs
+
+    def resolved_weighting(self) -> WeightingSettings:
+        """The DB-VAE's weighting settings: the configured ones, with auto replaced by its choice."""
+        weighting = self.config.weighting
+        if weighting.strategy == AUTO:
+            return replace(weighting, strategy=self.state.selection["chosen"])
+        return weighting
+
+    # 7. weights
+    def _write_weights(self) -> dict[str, float]:
+        draw: DensityDraw = self.trainers["dbvae"].draw
+        # Recomputed even on a resumed fit: it is a deterministic function of the final DB-VAE.
+        final = draw.refresh()
+        if self.ctx.is_main:
+            train = self.dataset.train
+            write_weights(self.run_dir / WEIGHTS, train.sample_ids, draw.weights.cpu().numpy(),
+                          log_density=draw.log_density.cpu().numpy(), labels=train.labels)
+            io.write_npy(self.run_dir / LATENTS, draw.latents.cpu().numpy().astype(np.float32))
+            if self.state.early_probs is not None:
+                io.write_npy(self.run_dir / EARLY_PROBS, np.asarray(self.state.early_probs, dtype=np.float64))
+        return final
+
+    # 9. evaluation
+    def _evaluate(self) -> dict:
+        results: dict = {}
+        for split_name in ("valid", "test"):
+            split = self.dataset.split(split_name)
+            probs = {}
+            for name, trainer in self.trainers.items():
+                probs[name], results.setdefault(split_name, {})[name] = evaluate(
+                    trainer.model, split, self.dataset, self.config.eval_batch_size, self.device, trainer.amp, self.ctx)
+            if self.ctx.is_main:
+                io.write_csv(self.run_dir / predictions_file(split_name), predictions_frame(split, probs))
+        if self.ctx.is_main:
+            io.write_csv(self.run_dir / HISTORY, pd.DataFrame(self.state.history))
+        return results
+
+    # 10. results
+    def _finish(self, final_weights: dict[str, float], results: dict) -> dict:
+        self._save_checkpoint(complete=True)
+        summary = self._config_record(status="complete")
+        summary.update(weighting_strategy=self.trainers["dbvae"].draw.weighting.strategy, final_weights=final_weights,
+                       results=results, seconds=self._seconds())
+        if self.ctx.is_main:
+            io.write_json(self.run_dir / CONFIG, summary)  # last: a config.json with results means the run is complete
+        summary["run_dir"] = str(self.run_dir)
+        return summary
+
+    def _config_record(self, status: str) -> dict:
+        dataset = self.dataset
+        record: dict = {
+            "format_version": RUN_FORMAT_VERSION,
+            "debias_version": __version__,
+            "status": status,
+            "created": self.created,
+            "settings": self.config.to_dict(),
+            "device": str(self.device),
+            "torch_version": torch.__version__,
+            "platform": platform.platform(),
+            "dataset": {
+                "name": dataset.name,
+                "target": dataset.target,
+                "group_columns": dataset.group_columns,
+                "vae_on_all": dataset.vae_on_all,
+                "sizes": {s: len(dataset.split(s)) for s in ("train", "valid", "test")},
+                "info": dataset.info,
+            },
+        }
+        if self.state.early_errors is not None:
+            record["early_errors"] = self.state.early_errors
+        if self.state.selection is not None:
+            record["weighting_selection"] = self.state.selection
+        if self.ctx.distributed:
+            record["processes"] = self.ctx.world_size  # torchrun's WORLD_SIZE; `device` is rank 0's
+        return record
+
+    def _seconds(self) -> float:
+        return self.state.seconds + time.perf_counter() - self.started
+
+    def _save_checkpoint(self, complete: bool = False) -> None:
+        if self.ctx.is_main:
+            state = checkpoint_state(self.config, self.trainers, self.state, self.fingerprint, self._seconds(), complete)
+            io.write_torch(self.run_dir / CHECKPOINT, state)
+        self.saved_done = dict(self.state.done)
+
+    def _kept(self) -> str:
+        if not any(self.saved_done.values()):
+            return "No epoch had finished, so no checkpoint was written."
+        return f"{self.run_dir / CHECKPOINT} keeps the last good state: {describe_progress(self.saved_done, self.config.epochs)}."
+
+    def _interrupted_message(self) -> str:
+        if not self.resumable:
+            return "Training had not started, so nothing was saved; start the fit again."
+        epochs, saved = self.config.epochs, self.saved_done
+        if saved and all(done >= epochs for done in saved.values()) and saved.keys() >= self.trainers.keys():
+            kept = f"Every epoch is in {self.run_dir / CHECKPOINT}; resuming only writes the remaining files."
+        elif any(saved.values()):
+            kept = f"{self.run_dir / CHECKPOINT} keeps {describe_progress(saved, epochs)}."
+        else:
+            kept = "No epoch had finished yet, so resuming starts the training again with the same settings."
+        return f"{kept} Continue with: debias fit --resume {self.run_dir}"
+
+
+def run_fit(config: FitConfig, out: str | Path | None = None, overwrite: bool = False, progress: bool = True,
+            dataset: Dataset | None = None) -> dict:
+    """Train the uniform baseline, the DB-VAE and the other models; write the run directory; return the results.
+
+        result = run_fit(FitConfig(epochs=2), out="runs/x")
+        result["results"]["test"]["dbvae"]["worst_group_accuracy"]
+
+    `dataset`: the data already loaded (debias.data.load_dataset), instead of loading config.data;
+    config.json still records config.data and config.data_options, so describe it there.
+    Raises UserError for bad settings or data, FitInterrupted (a KeyboardInterrupt) on Ctrl-C; after
+    either, the run folder keeps the checkpoint of the last finished epoch for `resume_fit`.
+
+    Under torchrun every process calls it with the same arguments and trains with DDP
+    (debias.distributed.session); rank 0 creates and writes the run folder, and every rank returns
+    the same results.
+    """
+    with session() as ctx:
+        def checked_device() -> torch.device:
+            validate(config, ctx.world_size)
+            return resolve_device(config.device, ctx)
+
+        device = ctx.check(checked_device)
+        existed = out is not None and Path(out).exists()
+        run_dir = ctx.on_main(lambda: prepare_run_dir(out, config.data, overwrite))
+        try:
+            return Fit(run_dir, config, device, progress, ctx=ctx).run(dataset)
+        except BaseException:
+            # A fit that failed before writing anything leaves no empty run folder behind.
+            if ctx.is_main and not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
+                run_dir.rmdir()
+            raise

@@ -1,0 +1,50 @@
+"""Evaluation groups: naming each row's group and accuracy per group (fairlearn's MetricFrame).
+
+Shared by training (per-epoch validation, the oracle's group balance, `--weighting auto`) and the
+report; it needs neither, so imports flow one way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from fairlearn.metrics import MetricFrame
+from sklearn.metrics import accuracy_score
+
+
+def column_groups(attributes: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """Group names from attribute columns alone (no label), e.g. 'Male=1' or 'Male=1|Young=0'."""
+    parts = [f"{col}=" + attributes[col].astype(str) for col in columns]
+    name = parts[0]
+    for part in parts[1:]:
+        name = name + "|" + part
+    return name.rename("group").reset_index(drop=True)
+
+
+def group_labels(attributes: pd.DataFrame, group_columns: list[str], labels: np.ndarray) -> pd.Series:
+    """One group name per row: the group attributes crossed with the label, e.g. 'Male=1|label=0'.
+
+    Crossing with the label gives the groups the field reports (CelebA's four Blond_Hair x Male
+    cells); for face detection with a `subgroup` column the label adds nothing new but keeps
+    the same form.
+    """
+    frame = attributes[list(group_columns)].reset_index(drop=True).copy()
+    frame["label"] = np.asarray(labels)
+    return column_groups(frame, [*group_columns, "label"])
+
+
+def accuracy_by_group(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> dict:
+    """Overall accuracy, worst-group accuracy and the per-group accuracy and count."""
+    frame = MetricFrame(
+        metrics={"accuracy": accuracy_score, "count": lambda yt, yp: len(yt)},
+        y_true=np.asarray(y_true),
+        y_pred=np.asarray(y_pred),
+        sensitive_features=groups,
+    )
+    by_group = frame.by_group
+    return {
+        "accuracy": float(frame.overall["accuracy"]),
+        "worst_group_accuracy": float(by_group["accuracy"].min()),
+        "worst_group": str(by_group["accuracy"].idxmin()),
+        "groups": {str(g): {"accuracy": float(r["accuracy"]), "count": int(r["count"])} for g, r in by_group.iterrows()},
+    }

@@ -1,0 +1,67 @@
+"""`WeightingSettings`: how weights are computed, each field declared once with its flag and range."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from debias.settings import setting
+from debias.weighting.histogram import COMBINATIONS
+from debias.weighting.joint import JOINT_METHODS
+
+# `--weighting auto` is resolved by `debias fit` (debias.fit.auto), never by a strategy.
+AUTO = "auto"
+
+
+def strategy_names() -> tuple[str, ...]:
+    """Every registered strategy, then auto (looked up when asked: the registry fills on import)."""
+    from debias.weighting import STRATEGIES
+
+    return (*STRATEGIES, AUTO)
+
+
+@dataclass(frozen=True)
+class WeightingSettings:
+    """How weights are computed; each strategy reads the fields it needs.
+
+    Histogram defaults were chosen by measurement on synthfaces (BENCHMARKS.md, "Choosing the
+    default combination"): at 100 latent dimensions the product puts all the weight on a few
+    samples of one subgroup (ESS ~0), the geometric mean barely moves the weights (rare subgroups
+    at 1.05-1.2x), and the max gives each of the three rare subgroups about 2x at an ESS near 0.3.
+
+    errors_upweight  20 sits in the middle of the values JTT tuned over ({5, 20, 50, 100}); with
+                     5% errors it gives the errors half the sampling mass, what balancing a 5%
+                     group against the rest would.
+    errors_epoch     1: JTT's early stopping keeps the errors of the shortcut, before the network
+                     memorizes the rare samples (after which it gets them all right). A fit takes
+                     the first epoch from this one on whose classifier errs less than always
+                     predicting the majority class (debias.weighting.errors.early_error_rates).
+    joint_alpha      relative to the class's median density (debias.weighting.joint): bounds a
+                     weight near 1/joint_alpha times a typical one.
+    """
+
+    strategy: str = setting("histogram", "--weighting", "Weighting strategy; auto trains a short run of each and keeps "
+                            "the best on validation.", choices=strategy_names)
+    bins: int = setting(10, "--bins", "histogram: bins per latent dimension.", low=2,
+                        why="one bin cannot tell rare from common")
+    alpha: float = setting(0.001, "--alpha", "histogram: smoothing; 0 = uniform over latent space, large = no debiasing.",
+                           low=0, why="0 is the paper's uniform-over-latent-space limit")
+    combine: str = setting("max", "--combine", "histogram: how per-dimension densities combine.", choices=COMBINATIONS)
+    cap: float | None = setting(None, "--cap", "Largest weight, as a multiple of the mean weight.", low=1,
+                                why="a multiple of the mean weight")
+    errors_upweight: float = setting(20.0, "--errors-upweight", "errors strategies: weight of an early classifier's "
+                                     "training error relative to a correct sample (JTT's lambda).", low=1,
+                                     why="1 = no upweighting")
+    errors_epoch: int = setting(1, "--errors-epoch", "errors strategies: the uniform baseline's epoch whose training "
+                                "errors are upweighted (a later one if its classifier errs more than always predicting "
+                                "the majority class).", low=1)
+    joint_method: str = setting("gmm", "--joint-method", "joint strategies: Gaussian mixture or k-nearest-neighbour "
+                                "density.", choices=JOINT_METHODS)
+    joint_dims: int = setting(4, "--joint-dims", "joint strategies: principal directions of the latent means.", low=1)
+    joint_components: int = setting(8, "--joint-components", "joint strategies: mixture components per class.", low=1)
+    knn_k: int = setting(20, "--knn-k", "joint strategies: neighbours of the k-NN density.", low=1)
+    joint_alpha: float = setting(0.1, "--joint-alpha", "joint strategies: smoothing, relative to the median density "
+                                 "(bounds a weight near 1/alpha times a typical one).", low=0)
+
+    def to_dict(self) -> dict:
+        """Plain dict for config.json."""
+        return asdict(self)

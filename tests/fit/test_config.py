@@ -1,0 +1,102 @@
+"""FitConfig as the one source of truth: every setting reaches the command line, validation and --resume."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from debias.cli import main
+from debias.errors import UserError
+from debias.fit import FitConfig, validate
+from debias.fit.resume import resumed_config, settings_conflicts
+from debias.settings import base_type, declared, replace_at, value_at
+from debias.weighting import WeightingSettings
+
+SETTINGS = [item for item in declared(FitConfig)]
+
+
+def other_value(item):
+    """A valid value of the setting that differs from its default."""
+    default = value_at(FitConfig(), item.path)
+    kind, optional, many = base_type(item.hint)
+    allowed = item.setting.allowed()
+    if kind is str and allowed is None:
+        return ("Male",) if many else "other"
+    if many:
+        return tuple(a for a in allowed if a not in default)[:1] or default[:1]
+    if allowed is not None:
+        return next(a for a in allowed if a != default)
+    if kind is bool:
+        return not default
+    if default is None:
+        return 2.0 if kind is float else 2
+    if item.setting.multiple_of:
+        return default + item.setting.multiple_of
+    return default + 1 if kind is int else default * 2 + 1
+
+
+def test_every_setting_has_a_flag_and_help_and_reaches_fit_help():
+    text = CliRunner().invoke(main, ["fit", "--help"], terminal_width=200).output
+    for item in SETTINGS:
+        assert item.setting.flag and len(item.setting.help) > 10, item.name
+        assert item.setting.flag.split("/")[0] in text, item.name
+
+
+@pytest.mark.parametrize("item", [i for i in SETTINGS if not i.setting.runtime], ids=lambda i: i.name)
+def test_resume_refuses_every_setting_that_decides_what_is_trained(item):
+    saved = FitConfig()
+    given = replace_at(saved, {item.path: other_value(item)})
+    conflicts = settings_conflicts(saved, given, {item.name})
+    assert len(conflicts) == 1 and conflicts[0].startswith(item.setting.flag), conflicts
+    assert settings_conflicts(saved, given, set()) == []  # only what the user gave explicitly is compared
+
+
+@pytest.mark.parametrize("item", [i for i in SETTINGS if i.setting.runtime], ids=lambda i: i.name)
+def test_resume_takes_runtime_settings_from_the_command_line(item):
+    saved = FitConfig()
+    value = other_value(item)
+    given = replace_at(saved, {item.path: value})
+    assert settings_conflicts(saved, given, {item.name}) == []
+    assert value_at(resumed_config(saved, given, {item.name}), item.path) == value
+    assert value_at(resumed_config(saved, given, set()), item.path) == value_at(saved, item.path)
+
+
+def test_data_options_on_resume():
+    saved = FitConfig(data="celeba", data_options={"root": ".", "groups": "Male", "cache_dir": "/a"})
+    given = FitConfig(data="celeba", data_options={"root": "./", "groups": ["Male"], "cache_dir": "/b", "target": "Smiling"})
+    conflicts = settings_conflicts(saved, given, {"data_options"})
+    assert conflicts == ["--target Smiling (the run has unset)"]  # same root and groups, spelled differently
+    resumed = resumed_config(saved, given, {"data_options"})
+    assert resumed.data_options == {"root": ".", "groups": "Male", "cache_dir": "/b"}
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"epochs": 0}, "--epochs must be >= 1, got 0"),
+    ({"epochs": 2.5}, "--epochs must be a whole number, got 2.5"),
+    ({"learning_rate": 0.0}, "--lr must be > 0, got 0"),
+    ({"image_size": 40}, "--image-size must be a multiple of 16"),
+    ({"models": ("uniform", "bogus")}, "--models must be one of uniform, dbvae, sampler, oracle, got 'bogus'"),
+    ({"vae_on": "some"}, "--vae-on must be one of all, positives, got 'some'"),
+    ({"data_options": {"limit": 0}}, "--limit must be >= 1, got 0"),
+    ({"weighting": WeightingSettings(bins=1)}, "--bins must be >= 2"),
+    ({"auto_epochs": 3}, "--auto-epochs only applies to --weighting auto"),
+])
+def test_validate_names_the_flag_and_the_value(changes, message):
+    with pytest.raises(UserError, match=None) as caught:
+        validate(FitConfig(**changes))
+    assert message in str(caught.value)
+
+
+def test_validate_lists_every_problem_in_one_message():
+    with pytest.raises(UserError) as caught:
+        validate(FitConfig(epochs=0, batch_size=1, weighting=WeightingSettings(alpha=-1.0)))
+    text = str(caught.value)
+    assert "--epochs" in text and "--batch-size" in text and "--alpha" in text
+
+
+def test_to_dict_round_trips_and_dbvae_is_always_a_model():
+    config = FitConfig(models=("oracle", "uniform"), auto_strategies=("joint",), weighting=WeightingSettings(strategy="auto"))
+    assert config.models == ("uniform", "dbvae", "oracle")
+    assert FitConfig.from_dict(config.to_dict()) == config
+    legacy = dict(config.to_dict(), data_options={"limit": 5, "progress": False})
+    assert FitConfig.from_dict(legacy).data_options == {"limit": 5}

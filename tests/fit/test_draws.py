@@ -1,0 +1,99 @@
+"""How each model draws its rows: uniform, the DB-VAE's own density, a weights file, the group-balanced oracle."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from debias.data import Dataset, ImageSplit
+from debias.distributed import SINGLE
+from debias.fit import FitConfig
+from debias.fit.draws import MODELS, DensityDraw, FileDraw, GroupBalancedDraw, UniformDraw, group_balanced_weights
+from debias.fit.trainer import Trainer
+from debias.train import encode_all
+from debias.weight_files import write_weights
+from debias.weighting import WeightingSettings, training_weights
+
+CPU = torch.device("cpu")
+
+
+def dataset(n=40, groups=None):
+    rng = np.random.default_rng(0)
+    labels = np.arange(n) % 2
+    groups = np.asarray(groups if groups is not None else (np.arange(n) // 2) % 2)
+
+    def split(name):
+        # each row's first pixel is its row number, so a drawn image tells which row it was
+        images = rng.integers(0, 255, size=(n, 16, 16, 3), dtype=np.uint8)
+        images[:, 0, 0, 0] = np.arange(n)
+        return ImageSplit(images, labels, np.array([f"{name}{i}" for i in range(n)]), pd.DataFrame({"g": groups}))
+
+    return Dataset("tiny", split("train"), split("valid"), split("test"), ["g"], vae_on_all=True, target="y")
+
+
+CONFIG = FitConfig(batch_size=8, image_size=16, latent_dim=4, eval_batch_size=16, seed=3)
+
+
+def drawn_rows(draw, epoch=1):
+    return [int(r) for x, _ in draw.batches(epoch, {}) for r in x[:, 0, 0, 0]]
+
+
+def test_uniform_draw_visits_every_row_once_in_an_order_that_changes_by_epoch():
+    data = dataset()
+    draw = UniformDraw("uniform", data, CONFIG, CPU, SINGLE)
+    first, second = drawn_rows(draw, 1), drawn_rows(draw, 2)
+    assert sorted(first) == list(range(40)) and sorted(second) == list(range(40))
+    assert first != second and drawn_rows(draw, 1) == first  # seeded by (seed, epoch, model)
+
+
+def test_group_balanced_weights_give_each_group_and_label_the_same_mass():
+    # groups x label cells of 1, 1, 2 and 4 rows -> weights proportional to 1, 1, 1/2, 1/4
+    data = dataset(8, groups=[0, 0, 0, 0, 0, 1, 1, 1])  # labels 0,1,0,1,0,1,0,1
+    w = group_balanced_weights(data).numpy()
+    cells = ["g0y0", "g0y1", "g0y0", "g0y1", "g0y0", "g1y1", "g1y0", "g1y1"]
+    mass = pd.Series(w).groupby(cells).sum()
+    np.testing.assert_allclose(mass.to_numpy(), 2.0)  # 8 rows, mean 1, four cells
+    assert w[6] == pytest.approx(2.0) and w[0] == pytest.approx(2 / 3)
+
+
+def test_oracle_draws_rare_cells_as_often_as_common_ones():
+    data = dataset(400, groups=[1 if i < 20 else 0 for i in range(400)])
+    draw = GroupBalancedDraw("oracle", data, FitConfig(batch_size=400, image_size=16), CPU, SINGLE)
+    draws = np.concatenate([drawn_rows(draw, e) for e in range(1, 11)])
+    share_rare = np.isin(draws, np.arange(20)).mean()
+    assert 0.4 < share_rare < 0.6  # the rare group holds 5% of the rows and half the draws
+
+
+def test_file_draw_follows_the_weights_file(tmp_path):
+    data = dataset()
+    weights = np.ones(40)
+    weights[7] = 40.0
+    path = write_weights(tmp_path / "w.csv", data.train.sample_ids, weights * 40 / weights.sum())
+    draw = FileDraw("sampler", data, CONFIG, CPU, SINGLE)
+    draw.weights_file = path
+    counts = Counter(r for e in range(1, 6) for r in drawn_rows(draw, e))
+    assert counts[7] > 5 * max(c for r, c in counts.items() if r != 7)
+
+
+def test_density_draw_on_one_process_is_training_weights_of_the_encoded_latents():
+    """The one refresh path (sharded, here over one process) gives the single-process weights."""
+    data = dataset()
+    for strategy in ("histogram", "joint"):
+        config = FitConfig(image_size=16, latent_dim=4, eval_batch_size=16, weighting=WeightingSettings(strategy=strategy))
+        draw = DensityDraw("dbvae", data, config, CPU, SINGLE)
+        trainer = Trainer(draw)
+        stats = draw.refresh()
+        latents = encode_all(trainer.model, data.train.images, 16, CPU)
+        weights, score = training_weights(latents, torch.tensor(data.train.labels), config.weighting, True)
+        assert torch.equal(draw.weights, weights) and torch.equal(draw.latents, latents)
+        assert torch.equal(draw.log_density, -score)
+        assert 0 < stats["ess"] <= 1
+
+
+def test_models_are_named_once_in_training_order():
+    assert MODELS == ("uniform", "dbvae", "sampler", "oracle")
+    assert FitConfig().models == MODELS
