@@ -16,9 +16,9 @@ Sample x is in bin clip(floor((x - low) / width), 0, bins - 1) with low and widt
 computed in float64 chunk by chunk, so memory stays at O(chunk x D) on top of the latents.
 Float32 arithmetic would be cheaper but moves samples that sit on a bin edge into the
 neighbouring bin: a 1e-2 error in their geometric log-weight at 100 dimensions. An earlier
-version was 2.6-2.9x faster at 1,000,000 x 100 (0.3 s against 0.8 s, one thread) through float
+version was about 3x faster at 1,000,000 x 100 (0.3 s against 0.9 s, one thread) through float
 bit tricks and packed codes; but the weight refresh first encodes the images, about 340 s per
-million on the same CPU, so it saved 0.15% of the refresh and was removed (BENCHMARKS.md,
+million on the same CPU, so it saved under 0.2% of the refresh and was removed (BENCHMARKS.md,
 "Density at scale").
 
 Three passes over the latents: min/max (`latent_range`), bins and counts (`bin_latents`), scores
