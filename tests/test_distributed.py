@@ -79,8 +79,8 @@ WEIGHT_CASES = {
     "histogram-geometric-positives-cap": (203, 6, WeightingSettings(combine="geometric", cap=2.0), False, 1),
     "histogram-product-alpha0": (203, 6, WeightingSettings(combine="product", alpha=0.0, bins=7), True, 1),
     "histogram-rank1-empty": (101, 6, WeightingSettings(combine="geometric"), False, 1000),
-    # 22,000 x 100 latents take the packed, multiplying path of the whole matrix, though each shard alone would not.
-    "histogram-large-packed": (22_000, 100, WeightingSettings(combine="product"), True, 1),
+    # 22,000 x 100 latents: several chunks per shard, and shard boundaries that are not chunk boundaries.
+    "histogram-large": (22_000, 100, WeightingSettings(combine="product"), True, 1),
     "joint-positives": (203, 6, WeightingSettings(strategy="joint", joint_dims=2, joint_components=2), False, 1),
     "errors+latent": (203, 6, WeightingSettings(strategy="errors+latent"), True, 1),
 }
