@@ -66,7 +66,19 @@ def test_train_one_epoch_reduces_loss_and_reports_terms():
 
 
 def test_iterate_batches_visits_exactly_the_given_rows():
-    images, labels = _tiny(10)
+    # Every row is told apart by its label (its row number) and by its image (filled with the
+    # row number), so a skipped, extra or wrong row changes the visited multiset.
+    n = 10
+    images = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None], (n, 4, 4, 3)).copy()
+    labels = np.arange(n, dtype=np.int64)
     idx = np.array([3, 3, 9, 0, 5])
-    seen = [y for _, y in iterate_batches(images, labels, idx, 2, torch.device("cpu"))]
-    assert sorted(torch.cat(seen).tolist()) == sorted(labels[idx].tolist())
+    batches = list(iterate_batches(images, labels, idx, 2, torch.device("cpu")))
+    assert [len(y) for _, y in batches] == [2, 2, 1]
+    for x, y in batches:
+        assert x.dtype == torch.uint8 and x.shape[1:] == (4, 4, 3)
+        assert x[:, 0, 0, 0].tolist() == y.tolist()  # each image travels with its own label
+        assert (x == y[:, None, None, None].to(torch.uint8)).all()
+    visited = sorted(torch.cat([y for _, y in batches]).tolist())
+    assert visited == [0, 3, 3, 5, 9]  # the repeated row twice, every given row, nothing else
+    # consecutive batches of the given order (the order inside a batch is free)
+    assert [sorted(y.tolist()) for _, y in batches] == [[3, 3], [0, 9], [5]]
