@@ -1,6 +1,7 @@
 """Training loops, including the reference code's defects 3 (preprocessing) and 4 (eval mode left on)."""
 
 import numpy as np
+import pytest
 import torch
 
 from debias.models import DBVAE, DBVAELoss
@@ -20,10 +21,16 @@ def _model():
 
 
 def test_to_model_input_scales_and_reorders_channels():
-    images, _ = _tiny(2)
+    # two lit pixels in [B, H, W, C] uint8: 51 must become 0.2 and 255 1.0, each at [b, c, h, w]
+    images = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    images[1, 5, 7, 2] = 51
+    images[0, 30, 1, 0] = 255
     x = to_model_input(torch.from_numpy(images))
     assert x.shape == (2, 3, 32, 32) and x.dtype == torch.float32
-    assert abs(x[1, 2, 5, 7].item() - images[1, 5, 7, 2] / 255.0) < 1e-6
+    assert x[1, 2, 5, 7].item() == pytest.approx(0.2) and x[0, 0, 30, 1].item() == 1.0
+    assert torch.count_nonzero(x) == 2  # nothing else lit, so no other axis order fits
+    random_images, _ = _tiny(2)
+    x = to_model_input(torch.from_numpy(random_images))
     assert 0.0 <= x.min() and x.max() <= 1.0
 
 
