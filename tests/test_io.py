@@ -68,18 +68,36 @@ def test_sigkill_mid_write_keeps_the_old_file(tmp_path):
     assert io.remove_stale_temporaries(tmp_path) == left and temporaries(tmp_path) == []
 
 
-def test_every_writer_replaces_whole_files(tmp_path):
-    io.write_text(tmp_path / "a.txt", "x")
-    io.write_json(tmp_path / "a.json", {"k": [1, 2]})
-    io.write_csv(tmp_path / "a.csv", pd.DataFrame({"sample_id": ["a", "b"], "weight": [0.5, 1.5]}))
-    io.write_npy(tmp_path / "a.npy", np.arange(6, dtype=np.float32).reshape(2, 3))
-    io.write_torch(tmp_path / "a.pt", {"w": torch.ones(2), "n": 3})
-    assert (tmp_path / "a.txt").read_text() == "x"
-    assert json.loads((tmp_path / "a.json").read_text()) == {"k": [1, 2]}
-    assert pd.read_csv(tmp_path / "a.csv")["weight"].tolist() == [0.5, 1.5]
-    assert np.load(tmp_path / "a.npy").shape == (2, 3)
-    assert torch.load(tmp_path / "a.pt", weights_only=True)["n"] == 3
-    assert temporaries(tmp_path) == []
+def _frame(n):
+    return pd.DataFrame({"sample_id": [f"s{i}" for i in range(n)], "weight": np.linspace(0.5, 1.5, n)})
+
+
+# writer, first (long) content, second (short) content, reader, equality
+WRITERS = {
+    "a.txt": (io.write_text, "first\n" * 200, "x", Path.read_text, str.__eq__),
+    "a.json": (io.write_json, {"k": list(range(200))}, {"k": [1, 2]}, lambda p: json.loads(p.read_text()), dict.__eq__),
+    "a.csv": (io.write_csv, _frame(200), _frame(2), pd.read_csv, lambda a, b: a.equals(b)),
+    "a.npy": (io.write_npy, np.arange(600, dtype=np.float32).reshape(200, 3), np.arange(6, dtype=np.float32).reshape(2, 3),
+              np.load, np.array_equal),
+    "a.pt": (io.write_torch, {"w": torch.arange(200.0), "n": 200}, {"w": torch.ones(2), "n": 3},
+             lambda p: torch.load(p, weights_only=True), lambda a, b: a["n"] == b["n"] and torch.equal(a["w"], b["w"])),
+}
+
+
+@pytest.mark.parametrize("name", list(WRITERS))
+def test_every_writer_replaces_whole_files(tmp_path, name):
+    write, first, second, read, same = WRITERS[name]
+    target = tmp_path / name
+    write(target, first)  # a new file
+    assert same(read(target), first)
+    old_bytes = target.read_bytes()
+    with open(target, "rb") as reader:  # a reader that opened the file before the second write
+        write(target, second)
+        assert reader.read() == old_bytes  # the old file was swapped out whole, not rewritten in place
+    assert same(read(target), second)
+    new_bytes = target.read_bytes()
+    assert len(new_bytes) < len(old_bytes) and old_bytes[-64:] not in new_bytes  # no tail of the longer old file
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file left, hidden or not
 
 
 def test_new_files_get_the_usual_permissions_and_replaced_files_keep_theirs(tmp_path):

@@ -1,6 +1,7 @@
 """Training loops, including the reference code's defects 3 (preprocessing) and 4 (eval mode left on)."""
 
 import numpy as np
+import pytest
 import torch
 
 from debias.models import DBVAE, DBVAELoss
@@ -21,10 +22,16 @@ def _model():
 
 
 def test_to_model_input_scales_and_reorders_channels():
-    images, _ = _tiny(2)
+    # two lit pixels in [B, H, W, C] uint8: 51 must become 0.2 and 255 1.0, each at [b, c, h, w]
+    images = np.zeros((2, 32, 32, 3), dtype=np.uint8)
+    images[1, 5, 7, 2] = 51
+    images[0, 30, 1, 0] = 255
     x = to_model_input(torch.from_numpy(images))
     assert x.shape == (2, 3, 32, 32) and x.dtype == torch.float32
-    assert abs(x[1, 2, 5, 7].item() - images[1, 5, 7, 2] / 255.0) < 1e-6
+    assert x[1, 2, 5, 7].item() == pytest.approx(0.2) and x[0, 0, 30, 1].item() == 1.0
+    assert torch.count_nonzero(x) == 2  # nothing else lit, so no other axis order fits
+    random_images, _ = _tiny(2)
+    x = to_model_input(torch.from_numpy(random_images))
     assert 0.0 <= x.min() and x.max() <= 1.0
 
 
@@ -67,7 +74,19 @@ def test_train_one_epoch_reduces_loss_and_reports_terms():
 
 
 def test_iterate_batches_visits_exactly_the_given_rows():
-    images, labels = _tiny(10)
+    # Every row is told apart by its label (its row number) and by its image (filled with the
+    # row number), so a skipped, extra or wrong row changes the visited multiset.
+    n = 10
+    images = np.broadcast_to(np.arange(n, dtype=np.uint8)[:, None, None, None], (n, 4, 4, 3)).copy()
+    labels = np.arange(n, dtype=np.int64)
     idx = np.array([3, 3, 9, 0, 5])
-    seen = [y for _, y in iterate_batches(images, labels, idx, 2, torch.device("cpu"))]
-    assert sorted(torch.cat(seen).tolist()) == sorted(labels[idx].tolist())
+    batches = list(iterate_batches(images, labels, idx, 2, torch.device("cpu")))
+    assert [len(y) for _, y in batches] == [2, 2, 1]
+    for x, y in batches:
+        assert x.dtype == torch.uint8 and x.shape[1:] == (4, 4, 3)
+        assert x[:, 0, 0, 0].tolist() == y.tolist()  # each image travels with its own label
+        assert (x == y[:, None, None, None].to(torch.uint8)).all()
+    visited = sorted(torch.cat([y for _, y in batches]).tolist())
+    assert visited == [0, 3, 3, 5, 9]  # the repeated row twice, every given row, nothing else
+    # consecutive batches of the given order (the order inside a batch is free)
+    assert [sorted(y.tolist()) for _, y in batches] == [[3, 3], [0, 9], [5]]

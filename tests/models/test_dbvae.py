@@ -1,7 +1,10 @@
 """The DB-VAE's losses and sampling, including the public reference code's defects 1, 2 and 5."""
 
+import math
+
 import pytest
 import torch
+from torch.distributions import Normal
 
 from debias.models import DBVAE, DBVAELoss, Classifier, classifier_loss, kl_divergence
 
@@ -21,13 +24,36 @@ def test_shapes(model):
     assert Classifier(image_size=32, width=4, hidden=32)(x)["logit"].shape == (5,)
 
 
+def _hand_outputs():
+    """Two samples whose loss terms are known by hand.
+
+    logit 0 -> BCE ln 2 whatever the label. Sample 0 reconstructs every pixel 0.1 off (L1 0.1),
+    sample 1 exactly (0). mu = (1, 0) and (2, 0) with logvar 0 -> KL 0.5 * mu^2 = 0.5 and 2.0.
+    """
+    x = torch.full((2, 3, 4, 4), 0.5)
+    reconstruction = x.clone()
+    reconstruction[0] += 0.1
+    outputs = {"logit": torch.zeros(2), "mu": torch.tensor([[1.0, 0.0], [2.0, 0.0]]), "logvar": torch.zeros(2, 2),
+               "reconstruction": reconstruction}
+    return outputs, x
+
+
 def test_loss_terms_are_named_and_total_combines_them(model):
     x = torch.rand(6, 3, 32, 32)
     y = torch.tensor([1, 0, 1, 0, 1, 1])
     terms = DBVAELoss(beta=0.5, vae_on_all=False)(model(x), x, y)
     assert set(terms) == {"total", "classification", "reconstruction", "kl"}
-    expected = terms["classification"] + terms["reconstruction"] + 0.5 * terms["kl"]
-    assert torch.allclose(terms["total"], expected)
+    outputs, x = _hand_outputs()
+    ln2 = math.log(2)
+    # detection mode, y = (1, 0): the VAE terms count for sample 0 only; batch means over 2 samples
+    terms = DBVAELoss(beta=0.5, vae_on_all=False)(outputs, x, torch.tensor([1, 0]))
+    assert terms["classification"].item() == pytest.approx(ln2)
+    assert terms["reconstruction"].item() == pytest.approx(0.1 / 2)
+    assert terms["kl"].item() == pytest.approx(0.5 / 2)
+    assert terms["total"].item() == pytest.approx(ln2 + 0.05 + 0.5 * 0.25)
+    # attribute mode with a classification weight of 2: every sample's VAE terms count
+    terms = DBVAELoss(beta=0.1, vae_on_all=True, classification_weight=2.0)(outputs, x, torch.tensor([1, 0]))
+    assert terms["total"].item() == pytest.approx(2 * ln2 + 0.05 + 0.1 * 1.25)
 
 
 def test_vae_terms_are_zero_for_negatives_in_detection_mode(model):
@@ -65,9 +91,16 @@ def test_column_labels_do_not_broadcast_to_batch_by_batch(model):
         assert flat[name].shape == (5,)
         assert torch.equal(flat[name], column[name])
     assert torch.equal(loss(out, x, y)["total"], loss(out, x, y.view(-1, 1))["total"])
-    # and the batch mean equals the hand-made mean over the per-sample terms
-    manual = (flat["classification"] + flat["reconstruction"] + 0.1 * flat["kl"]).mean()
-    assert torch.allclose(loss(out, x, y)["total"], manual)
+    # each batch term is the mean of its B per-sample terms, not of a [B, B] matrix
+    batch = loss(out, x, y.view(-1, 1))
+    for name in flat:
+        assert batch[name].item() == pytest.approx(sum(flat[name].tolist()) / 5)
+    # on hand-made outputs: sample 1, a negative reconstructed 0.3 off, adds nothing to
+    # the VAE terms even when its label arrives as a column
+    outputs, x = _hand_outputs()
+    outputs["reconstruction"][1] += 0.3
+    terms = loss(outputs, x, torch.tensor([[1], [0]]))
+    assert terms["reconstruction"].item() == pytest.approx(0.1 / 2) and terms["kl"].item() == pytest.approx(0.5 / 2)
 
 
 def test_reparameterization_variance_matches_the_kl_term():
@@ -84,18 +117,22 @@ def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
     zero = kl_divergence(torch.zeros(3, 4), torch.zeros(3, 4))
     assert torch.all(zero == 0)
     assert torch.all(kl_divergence(torch.ones(3, 4), torch.zeros(3, 4)) > 0)
-    # closed form for one dimension: 0.5 * (s2 + m2 - 1 - log s2)
-    m, lv = torch.tensor([[0.3]]), torch.tensor([[-0.7]])
-    expected = 0.5 * (torch.exp(lv) + m**2 - 1 - lv)
-    assert torch.allclose(kl_divergence(m, lv), expected.sum(1))
+    # by hand: mu = 1, var = 1 -> 0.5 * mu^2 = 0.5; mu = 0, var = 2 -> 0.5 * (2 - 1 - ln 2); summed over dimensions
+    hand = kl_divergence(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, math.log(2.0)]]))
+    assert hand.shape == (1,) and hand.item() == pytest.approx(0.5 + 0.5 * (1 - math.log(2.0)))
+    # and torch's own Gaussian KL, per dimension, on arbitrary values
+    m, lv = torch.tensor([[0.3, -1.2, 2.0]]), torch.tensor([[-0.7, 0.4, 0.0]])
+    reference = torch.distributions.kl_divergence(Normal(m, torch.exp(0.5 * lv)), Normal(0.0, 1.0)).sum(1)
+    assert torch.allclose(kl_divergence(m, lv), reference)
 
 
 def test_classifier_loss_is_bce():
     logit = torch.tensor([0.0, 2.0])
     y = torch.tensor([1, 0])
     terms = classifier_loss({"logit": logit}, None, y)
-    expected = torch.nn.functional.binary_cross_entropy_with_logits(logit, y.float())
-    assert torch.allclose(terms["total"], expected)
+    # -log sigmoid(0) = ln 2 for the positive, -log(1 - sigmoid(2)) = ln(1 + e^2) for the negative; the mean
+    assert terms["total"].item() == pytest.approx((math.log(2) + math.log(1 + math.e**2)) / 2)
+    assert terms["classification"].item() == pytest.approx(terms["total"].item())
 
 
 def test_image_size_must_be_a_multiple_of_16():

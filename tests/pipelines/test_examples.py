@@ -61,8 +61,8 @@ def test_torch_script_trains_with_weights_and_reports_test_accuracy(celeba, tmp_
     assert result.returncode == 0, result.stderr
     assert f"weighted by {weights} ({len(ids)} rows" in result.stdout
     assert "test accuracy" in result.stdout and "worst-group accuracy" in result.stdout
-    n_test = int(0.2 * N_IMAGES) + (N_IMAGES - int(0.6 * N_IMAGES) - 2 * int(0.2 * N_IMAGES))
-    assert f"({n_test} images)" in result.stdout
+    n_test = int((fake_celeba_table(N_IMAGES)[2] == 2).sum())  # rows marked 2 (test) in list_eval_partition.txt
+    assert n_test == 6 and f"({n_test} images)" in result.stdout
 
 
 def test_torch_script_without_weights_and_with_a_limit(celeba, capsys):

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -101,11 +102,13 @@ def test_real_run_report_has_every_section(tiny_run, tiny_report):
 
 
 def test_out_names_the_file_and_its_json(tmp_path):
-    assert report_paths("runs/r", None) == (report_paths("runs/r", None)[0], report_paths("runs/r", None)[0].with_suffix(".json"))
-    html, js = report_paths("runs/r", tmp_path / "elsewhere" / "mine.html")
-    assert (html.name, js.name) == ("mine.html", "mine.json")
-    html, js = report_paths("runs/r", tmp_path)
-    assert (html, js) == (tmp_path / "report.html", tmp_path / "report.json")
+    assert report_paths("runs/r", None) == (Path("runs/r/report.html"), Path("runs/r/report.json"))
+    elsewhere = tmp_path / "elsewhere"
+    assert report_paths("runs/r", elsewhere / "mine.html") == (elsewhere / "mine.html", elsewhere / "mine.json")
+    assert report_paths("runs/r", tmp_path) == (tmp_path / "report.html", tmp_path / "report.json")  # an existing folder
+    assert report_paths("runs/r", elsewhere / "new") == (elsewhere / "new" / "report.html", elsewhere / "new" / "report.json")
+    # `--out x.json` still gets its HTML beside it
+    assert report_paths("runs/r", elsewhere / "mine.json") == (elsewhere / "mine.html", elsewhere / "mine.json")
 
 
 def test_cli_report_writes_where_asked(hand_report, tmp_path):

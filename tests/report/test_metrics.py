@@ -1,14 +1,16 @@
 """Group metrics on a tiny hand-made prediction table equal hand-computed values."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GROUPS, LABELS, UNIFORM
+from conftest import GROUPS, LABELS, UNIFORM, predictions_table
 from sklearn.metrics import accuracy_score
 
 from debias.groups import group_labels
+from debias.report.build import Run, evaluate_models
 from debias.report.metrics import accuracy_interval, model_metrics, parity_differences, training_weight_table
 
 
@@ -82,10 +84,52 @@ def test_interval_is_the_percentile_bootstrap_of_resampled_rows():
     assert got == pytest.approx(tuple(expected), abs=0.015)
 
 
+def _group_rows(group: str, n: int, right_pos: int, right_neg: int) -> pd.DataFrame:
+    """n positives and n negatives of `group`, `right_pos` and `right_neg` of them predicted right."""
+    labels = [1] * n + [0] * n
+    preds = [1] * right_pos + [0] * (n - right_pos) + [0] * right_neg + [1] * (n - right_neg)
+    return pd.DataFrame({"label": labels, "pred": preds, "g": group})
+
+
+def _metrics(rows: pd.DataFrame) -> dict:
+    return model_metrics(rows["label"].to_numpy(), rows["pred"].to_numpy(), rows[["g"]], ["g"], n_boot=200)
+
+
 def test_intervals_are_seeded_and_independent_of_other_groups():
     first = accuracy_interval(0.7, 50, "g=A", seed=3)
     assert accuracy_interval(0.7, 50, "g=A", seed=3) == first
     assert accuracy_interval(1.0, 50, "g=A") == (1.0, 1.0)
+    # Group B's intervals with B alone, with group A in the table (A sorts before B, so a shared
+    # random stream or one chosen by position would move B's draws), and in another row order.
+    # 1000 rows per cell make the interval fine-grained enough that another stream gives another interval.
+    b = _group_rows("B", 1000, 700, 750)
+    a = _group_rows("A", 1000, 600, 900)
+    alone, together = _metrics(b), _metrics(pd.concat([a, b], ignore_index=True))
+    shuffled = _metrics(pd.concat([b, a], ignore_index=True).sample(frac=1.0, random_state=0))
+    for cell in ("g=B|label=1", "g=B|label=0"):
+        low, high = alone["groups"][cell]["accuracy_ci"]
+        assert low < high
+        assert together["groups"][cell]["accuracy_ci"] == shuffled["groups"][cell]["accuracy_ci"] == [low, high], cell
+    assert together["by_column"]["g"]["g=B"]["accuracy_ci"] == alone["by_column"]["g"]["g=B"]["accuracy_ci"]
+    # another stream gives another interval here, so the equalities above can fail
+    other_seed = model_metrics(b["label"].to_numpy(), b["pred"].to_numpy(), b[["g"]], ["g"], n_boot=200, seed=1)
+    assert other_seed["groups"]["g=B|label=1"]["accuracy_ci"] != alone["groups"]["g=B|label=1"]["accuracy_ci"]
+
+
+def test_intervals_are_independent_of_other_models():
+    # dbvae is evaluated after uniform, so a stream shared across models would move its draws
+    rows = _group_rows("B", 1000, 700, 750)
+    labels, preds = rows["label"].tolist(), rows["pred"].tolist()
+
+    def evaluate(models):
+        run = Run(Path("run"), {"dataset": {"group_columns": ["g"]}}, predictions_table(models, labels, ["B"] * len(labels)))
+        return evaluate_models(run, n_boot=200)
+
+    alone, both = evaluate({"dbvae": preds}), evaluate({"uniform": [1 - p for p in preds], "dbvae": preds})
+    assert list(both) == ["uniform", "dbvae"]
+    for cell in ("g=B|label=1", "g=B|label=0"):
+        assert both["dbvae"]["groups"][cell]["accuracy_ci"] == alone["dbvae"]["groups"][cell]["accuracy_ci"]
+    assert both["dbvae"]["accuracy_ci"] == alone["dbvae"]["accuracy_ci"]
 
 
 def test_training_weight_table_shares_and_means():

@@ -19,50 +19,46 @@ def test_hand_computed_weights_one_dimension():
     log_w = histogram_log_weights(mu, bins=2, alpha=0.0, combine="product")
     assert torch.allclose(log_w, torch.tensor([-math.log(0.8)] * 4 + [-math.log(0.2)], dtype=torch.float64))
     w = normalize_log_weights(log_w)
-    # weights proportional to 1/0.8 and 1/0.2 = 1.25 and 5, normalized to mean 1
-    expected = np.array([1.25] * 4 + [5.0])
-    np.testing.assert_allclose(w.numpy(), expected / expected.mean())
+    # weights proportional to 1/0.8 and 1/0.2 = 1.25 and 5 (mean 2), so 0.625 and 2.5 at mean 1
+    np.testing.assert_allclose(w.numpy(), [0.625] * 4 + [2.5])
     assert w.mean().item() == pytest.approx(1.0)
 
 
 def test_hand_computed_weights_with_alpha_two_dimensions():
     mu = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 1.0]])
-    alpha = 0.1
-    # dim 0: Q = [0.75, 0.25]; dim 1: Q = [0.25, 0.75]; smoothed then renormalized per dimension
-    q0 = np.array([0.75 + alpha, 0.25 + alpha]) / (1 + 2 * alpha)
-    q1 = np.array([0.25 + alpha, 0.75 + alpha]) / (1 + 2 * alpha)
-    bins0, bins1 = [0, 0, 1, 0], [0, 1, 1, 1]
-    per_dim = np.stack([-np.log(q0[bins0]), -np.log(q1[bins1])], axis=1)
-    for combine, reduce in [("product", per_dim.sum(1)), ("geometric", per_dim.mean(1)), ("max", per_dim.max(1))]:
-        got = histogram_log_weights(mu, bins=2, alpha=alpha, combine=combine).numpy()
-        np.testing.assert_allclose(got, reduce, rtol=1e-12)
+    # dim 0: Q = [0.75, 0.25]; dim 1: Q = [0.25, 0.75]. With alpha = 0.1 the smoothed Q^ is
+    # (0.85, 0.35) / 1.2 or its mirror, so a common value scores a = ln(1.2 / 0.85), a rare one
+    # b = ln(1.2 / 0.35). Rows: (common, rare), (common, common), (rare, common), (common, common).
+    a, b = math.log(1.2 / 0.85), math.log(1.2 / 0.35)
+    for combine, expected in [("product", [a + b, 2 * a, a + b, 2 * a]), ("geometric", [(a + b) / 2, a, (a + b) / 2, a]),
+                              ("max", [b, a, b, a])]:
+        got = histogram_log_weights(mu, bins=2, alpha=0.1, combine=combine).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
 def test_log_space_product_equals_direct_product_and_stays_finite_at_100_dims():
-    g = torch.Generator().manual_seed(0)
-    mu = torch.randn(500, 5, generator=g)
-    log_w = histogram_log_weights(mu, bins=8, alpha=0.01, combine="product")
-    # direct product of 1/Q^ per dimension, feasible at 5 dimensions
-    counts, low, width = histogram_counts(mu, bins=8)
-    q = counts / 500 + 0.01
-    q = q / q.sum(1, keepdim=True)
-    idx = ((mu - low) / width).floor().long().clamp(0, 7)
-    direct = torch.ones(500, dtype=torch.float64)
-    for d in range(5):
-        direct *= 1.0 / q[d, idx[:, d]]
-    np.testing.assert_allclose(normalize_log_weights(log_w).numpy(), (direct / direct.mean()).numpy(), rtol=1e-9)
+    # 3 dimensions, alpha = 0: dim 0 has Q = (3/4, 1/4), dim 1 (2/4, 2/4), dim 2 (1/4, 3/4).
+    # Direct products of 1 / Q: row 0 gets (4/3)(2)(4) = 32/3, row 3 (4)(2)(4/3) = 32/3, rows 1
+    # and 2 (4/3)(2)(4/3) = 32/9; at mean 1 that is 1.5, 0.5, 0.5, 1.5.
+    mu = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+    log_w = histogram_log_weights(mu, bins=2, alpha=0.0, combine="product")
+    np.testing.assert_allclose(log_w.numpy(), np.log([32 / 3, 32 / 9, 32 / 9, 32 / 3]), rtol=1e-12)
+    np.testing.assert_allclose(normalize_log_weights(log_w).numpy(), [1.5, 0.5, 0.5, 1.5], rtol=1e-12)
 
+    g = torch.Generator().manual_seed(0)
     mu100 = torch.randn(2000, 100, generator=g)
     w = normalize_log_weights(histogram_log_weights(mu100, bins=10, alpha=0.001, combine="product"))
     assert torch.isfinite(w).all() and (w > 0).all()
-    # the direct float32 product underflows or overflows at 100 dimensions: that is why we use logs
-    counts, low, width = histogram_counts(mu100, bins=10)
-    q = (counts / 2000 + 0.001).float()
-    idx = ((mu100 - low) / width).floor().long().clamp(0, 9)
-    direct = torch.ones(2000)
-    for d in range(100):
-        direct *= 1.0 / q[d, idx[:, d]]
-    assert not torch.isfinite(direct).all()
+    # One row at 1 in all 100 dimensions among 999 at 0: its direct product is 1000**100 = 1e300,
+    # past float32 (3.4e38), the others' (1000/999)**100. Log space keeps the exact ratio,
+    # 100 ln 999, and the normalized weights finite and positive.
+    rare = torch.zeros(1000, 100)
+    rare[0] = 1.0
+    log_w = histogram_log_weights(rare, bins=2, alpha=0.0, combine="product")
+    assert (log_w[0] - log_w[1]).item() == pytest.approx(100 * math.log(999), rel=1e-12)
+    w = normalize_log_weights(log_w)
+    assert torch.isfinite(w).all() and (w > 0).all()
+    assert w[0].item() == pytest.approx(1000.0) and torch.all(w[1:] == w[1])
 
 
 def _realistic_latents(n=4000, d=100, seed=0):
@@ -129,6 +125,17 @@ def test_cap_limits_largest_weight_and_keeps_mean_one():
     assert effective_sample_size(capped) > effective_sample_size(w)
     # order is preserved
     assert capped[0] == capped.max()
+
+
+def test_effective_sample_size_and_max_min_ratio_by_hand():
+    ess = lambda w: effective_sample_size(torch.tensor(w, dtype=torch.float64))  # noqa: E731
+    assert ess([1.0, 1.0, 1.0, 1.0]) == pytest.approx(1.0)
+    assert ess([3.0, 3.0, 3.0, 3.0]) == pytest.approx(1.0)  # the scale does not matter
+    assert ess([2.0, 2.0, 0.0, 0.0]) == pytest.approx(0.5)  # half the rows carry everything
+    assert ess([4.0, 0.0, 0.0, 0.0]) == pytest.approx(0.25)  # one row of four: 1 / N
+    assert ess([3.0, 1.0]) == pytest.approx(16 / 20)  # (3 + 1)^2 / (2 * (9 + 1))
+    assert max_min_ratio(torch.tensor([0.5, 1.0, 2.0])) == pytest.approx(4.0)
+    assert max_min_ratio(torch.tensor([0.0, 1.0])) == math.inf
 
 
 def test_detection_mode_scores_positives_only_and_keeps_class_balance():

@@ -75,8 +75,12 @@ def test_errors_is_jtt_lambda_for_errors_and_one_otherwise():
     weights, _ = _weights("errors", errors_upweight=7.0)
     assert torch.allclose(weights[wrong], weights[wrong][0].expand(int(wrong.sum())))
     assert (weights[wrong][0] / weights[~wrong][0]).item() == pytest.approx(7.0)
-    expected = torch.where(wrong, 7.0, 1.0).double()
-    assert torch.allclose(weights, expected / expected.mean())
+    assert torch.allclose(weights[~wrong], weights[~wrong][0].expand(int((~wrong).sum())))
+    assert weights.mean().item() == pytest.approx(1.0)
+    # by hand: rows 1 and 3 are errors (P(label = 1) 0.2 for a 1, 0.6 for a 0); raw 1, 7, 1, 7 has mean 4
+    inputs = WeightingInputs.from_early_probs(torch.zeros(4, 2), torch.tensor([1, 1, 0, 0]), np.array([0.9, 0.2, 0.3, 0.6]))
+    tiny, _ = compute_weights(inputs, WeightingSettings(strategy="errors", errors_upweight=7.0), vae_on_all=True)
+    assert tiny.tolist() == pytest.approx([0.25, 1.75, 0.25, 1.75])
 
 
 def test_errors_latent_smooths_errors_along_the_latent():
