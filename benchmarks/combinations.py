@@ -43,8 +43,12 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=FitConfig.beta)
     parser.add_argument("--latent-dim", type=int, default=FitConfig.latent_dim)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--latents", type=Path, default=None,
-                        help="An .npz of the trained latents: read when it exists, else written after training.")
+    parser.add_argument(
+        "--latents",
+        type=Path,
+        default=None,
+        help="An .npz of the trained latents: read when it exists, else written after training.",
+    )
     args = parser.parse_args()
 
     if args.latents is not None and args.latents.exists():
@@ -63,30 +67,41 @@ def main() -> None:
         share = w[np.isin(subgroup, RARE)].sum() / w[faces].sum()
         return f"{name:<30}{ess:>7.3f}" + "".join(f"{m:>9.2f}" for m in means) + f"{share:>12.3f}"
 
-    print(f"synthfaces train: {faces.sum()} faces, {', '.join(f'{g} {(subgroup == g).sum()}' for g in RARE)}; "
-          f"DB-VAE beta {args.beta}, latent {mu.shape[1]}, {args.epochs} epochs")
+    print(
+        f"synthfaces train: {faces.sum()} faces, {', '.join(f'{g} {(subgroup == g).sum()}' for g in RARE)}; "
+        f"DB-VAE beta {args.beta}, latent {mu.shape[1]}, {args.epochs} epochs"
+    )
     header = f"{'ESS':>7}" + "".join(f"{g:>9}" for g in ("common", *RARE)) + f"{'rare share':>12}"
     print(f"{'histogram: combine alpha cap':<30}" + header)
     for combine in ("geometric", "product", "max"):
         for alpha in (0.0, 0.001, 0.01):
             for cap in (None, 10.0):
-                weights, _ = training_weights(mu, labels, WeightingSettings(alpha=alpha, combine=combine, cap=cap), vae_on_all=False)
+                weights, _ = training_weights(
+                    mu, labels, WeightingSettings(alpha=alpha, combine=combine, cap=cap), vae_on_all=False
+                )
                 print(row(f"{combine} {alpha} {cap}", weights))
 
     print(f"\n{'other ways on the same latents':<30}" + header)
     joint = WeightingSettings(strategy="joint")
-    for name, settings in (("joint gmm 4 dims", joint), ("joint gmm 8 dims", replace(joint, joint_dims=8)),
-                           ("joint knn 4 dims", replace(joint, joint_method="knn")),
-                           ("joint gmm 4 dims alpha 0.01", replace(joint, joint_alpha=0.01))):
+    for name, settings in (
+        ("joint gmm 4 dims", joint),
+        ("joint gmm 8 dims", replace(joint, joint_dims=8)),
+        ("joint knn 4 dims", replace(joint, joint_method="knn")),
+        ("joint gmm 4 dims alpha 0.01", replace(joint, joint_alpha=0.01)),
+    ):
         print(row(name, training_weights(mu, labels, settings, vae_on_all=False)[0]))
     x = mu[torch.from_numpy(faces)].double()
     x = (x - x.mean(0)) / x.std(0).clamp_min(1e-12)
     _, s, vt = torch.linalg.svd(x, full_matrices=False)
-    print(f"(share of variance on the top 5 principal directions of the faces: {(s[:5] ** 2 / (s ** 2).sum()).numpy().round(3)})")
+    print(
+        f"(share of variance on the top 5 principal directions of the faces: {(s[:5] ** 2 / (s**2).sum()).numpy().round(3)})"
+    )
     for k in (2, 8, 16):
         z = (x @ vt[:k].T).float()
         for combine in ("max", "geometric"):
-            face_w, _ = training_weights(z, torch.ones(len(z), dtype=torch.long), WeightingSettings(combine=combine), vae_on_all=True)
+            face_w, _ = training_weights(
+                z, torch.ones(len(z), dtype=torch.long), WeightingSettings(combine=combine), vae_on_all=True
+            )
             weights = torch.ones(len(subgroup), dtype=torch.float64)
             weights[torch.from_numpy(faces)] = face_w
             print(row(f"top {k} directions, {combine}", weights))

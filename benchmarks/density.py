@@ -36,20 +36,24 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import machine_line, timed
 
 from debias.models.networks import DBVAE
 from debias.train import encode_all
 from debias.weighting import histogram as current
-from debias.weighting import normalize_log_weights
-from machine import machine_line, timed
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def module_at_revision(revision: str):
     """debias/weighting/histogram.py as it was at a git revision, imported under a private name."""
-    source = subprocess.run(["git", "show", f"{revision}:debias/weighting/histogram.py"], cwd=REPO,
-                            check=True, capture_output=True, text=True).stdout
+    source = subprocess.run(
+        ["git", "show", f"{revision}:debias/weighting/histogram.py"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     path = Path(tempfile.mkdtemp()) / f"histogram_{revision}.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -119,7 +123,9 @@ def main() -> None:
     parser.add_argument("--course-loop", action="store_true", help="also time the course's numpy loop")
     parser.add_argument("--encode-images", type=int, default=20_000, help="images encoded per round (0: skip)")
     parser.add_argument("--eval-batch", type=int, default=512)
-    parser.add_argument("--refresh-images", type=int, default=1_000_000, help="the refresh size encoding is extrapolated to")
+    parser.add_argument(
+        "--refresh-images", type=int, default=1_000_000, help="the refresh size encoding is extrapolated to"
+    )
     args = parser.parse_args()
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -134,7 +140,9 @@ def main() -> None:
     model = DBVAE(args.dims, 64, 16).to(memory_format=torch.channels_last)
 
     def density(module):
-        return lambda combine: module.histogram_log_weights(mu, args.bins, args.alpha, combine, chunk_rows=args.chunk_rows)
+        return lambda combine: module.histogram_log_weights(
+            mu, args.bins, args.alpha, combine, chunk_rows=args.chunk_rows
+        )
 
     impls = {"this checkout": density(current)}
     if args.compare:
@@ -157,15 +165,17 @@ def main() -> None:
         order = list(impls) if round_ % 2 == 0 else list(impls)[::-1]  # neither always runs first
         for combine in combines:
             for name in order:
-                seconds, outputs[name, combine] = timed(lambda: impls[name](combine))
+                seconds, outputs[name, combine] = timed(lambda n=name, c=combine: impls[n](c))
                 times[name, combine].append(seconds)
         if args.encode_images:
             encode_times.append(timed(encode)[0])
     load_after = os.getloadavg()
 
     print(machine_line(load_before, load_after))
-    print(f"latents {args.rows:,} x {args.dims} float32, bins {args.bins}, alpha {args.alpha}, chunk_rows {args.chunk_rows}, "
-          f"{args.repeats} rounds")
+    print(
+        f"latents {args.rows:,} x {args.dims} float32, bins {args.bins}, alpha {args.alpha}, chunk_rows {args.chunk_rows}, "
+        f"{args.repeats} rounds"
+    )
     print(f"{'density':<36}{'median s':>10}{'min s':>9}{'max s':>9}{'vs this':>9}   max |log-weight - float64 formula|")
     for combine in combines:
         exact, on_edge = float64_formula(mu_np, args.bins, args.alpha, combine)
@@ -174,24 +184,32 @@ def main() -> None:
             out = outputs[name, combine]
             out = out.numpy() if isinstance(out, torch.Tensor) else out
             ratio = statistics.median(times[name, combine]) / base
-            print(f"{combine + ', ' + name:<36}{_stats(times[name, combine])}{ratio:>8.2f}x   {np.abs(out - exact).max():.1e}")
+            print(
+                f"{combine + ', ' + name:<36}{_stats(times[name, combine])}{ratio:>8.2f}x   {np.abs(out - exact).max():.1e}"
+            )
     print(f"({on_edge:,} values exactly on an inner bin edge)")
     if not args.encode_images:
         return
     per_image = statistics.median(encode_times) / args.encode_images
     encode_s = per_image * args.refresh_images
-    print(f"encode_all, {args.encode_images:,} random 64x64 images, batch {args.eval_batch}: {_stats(encode_times)} s "
-          f"({1 / per_image:,.0f} images/s)")
+    print(
+        f"encode_all, {args.encode_images:,} random 64x64 images, batch {args.eval_batch}: {_stats(encode_times)} s "
+        f"({1 / per_image:,.0f} images/s)"
+    )
     spread = (max(encode_times) - min(encode_times)) / statistics.median(encode_times)
     print(f"encode's own spread across rounds (max - min) / median: {100 * spread:.1f}%")
-    print(f"weight refresh at {args.refresh_images:,} images = encode (extrapolated from {args.encode_images:,}: "
-          f"{encode_s:.1f} s) + density of {args.rows:,} rows (median)")
+    print(
+        f"weight refresh at {args.refresh_images:,} images = encode (extrapolated from {args.encode_images:,}: "
+        f"{encode_s:.1f} s) + density of {args.rows:,} rows (median)"
+    )
     for combine in combines:
         base = encode_s + statistics.median(times["this checkout", combine])
         for name in impls:
             total = encode_s + statistics.median(times[name, combine])
-            print(f"  {combine + ', ' + name:<34}{total:>9.2f} s   {total / base:.4f}x this checkout's "
-                  f"({100 * (total - base) / base:+.3f}%)")
+            print(
+                f"  {combine + ', ' + name:<34}{total:>9.2f} s   {total / base:.4f}x this checkout's "
+                f"({100 * (total - base) / base:+.3f}%)"
+            )
 
 
 if __name__ == "__main__":

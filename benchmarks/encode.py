@@ -51,13 +51,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import machine_line, timed
 from PIL import Image
 from torchvision.transforms import functional as TF
 
 from debias.data.cache import cached_images
 from debias.models.networks import DBVAE
 from debias.train import encode_all
-from machine import machine_line, timed
 
 # torch.from_numpy on the read-only memmap warns that writes would be undefined; nothing here writes.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
@@ -211,17 +211,38 @@ def rss_child(args) -> None:
         else:
             mu = encode_reference_float_copy(model, images, args.batch)
     seconds = time.perf_counter() - start
-    print(json.dumps({
-        "rows": len(images), "array_mib": images.nbytes / 2**20, "seconds": seconds, "mu_mib": mu.nbytes / 2**20,
-        "base": base, "peak": sampler.peak,
-        "hwm_growth_mib": (_status_kib()["VmHWM"] - base["VmHWM"]) / 1024,
-    }))
+    print(
+        json.dumps(
+            {
+                "rows": len(images),
+                "array_mib": images.nbytes / 2**20,
+                "seconds": seconds,
+                "mu_mib": mu.nbytes / 2**20,
+                "base": base,
+                "peak": sampler.peak,
+                "hwm_growth_mib": (_status_kib()["VmHWM"] - base["VmHWM"]) / 1024,
+            }
+        )
+    )
 
 
 def measure_memory(args, which: str, array_path: Path, eval_batch: int) -> dict:
-    cmd = [sys.executable, __file__, "--rss-child", which, "--rss-child-array", str(array_path),
-           "--width", str(args.width), "--latent", str(args.latent), "--batch", str(args.batch),
-           "--eval-batch", str(eval_batch)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--rss-child",
+        which,
+        "--rss-child-array",
+        str(array_path),
+        "--width",
+        str(args.width),
+        "--latent",
+        str(args.latent),
+        "--batch",
+        str(args.batch),
+        "--eval-batch",
+        str(eval_batch),
+    ]
     if args.threads is not None:
         cmd += ["--threads", str(args.threads)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -237,19 +258,27 @@ def main() -> None:
     parser.add_argument("--root", default=str(DEFAULT_ROOT), help="CelebA-layout folder (img_align_celeba/*.jpg)")
     parser.add_argument("--limit", type=int, default=None, help="use the first N images")
     parser.add_argument("--synthetic", type=int, default=0, help="use N synthetic JPEGs instead of --root")
-    parser.add_argument("--cache-dir", default=os.environ.get("DEBIAS_BENCH_CACHE", "/tmp/debias-bench-cache"),
-                        help="where the decoded-image cache (and tiled arrays) are kept between runs")
+    parser.add_argument(
+        "--cache-dir",
+        default=os.environ.get("DEBIAS_BENCH_CACHE", "/tmp/debias-bench-cache"),
+        help="where the decoded-image cache (and tiled arrays) are kept between runs",
+    )
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--latent", type=int, default=100)
-    parser.add_argument("--eval-batches", default="512,128",
-                        help="encode_all batch sizes, one row each; the first is fit's default (FitConfig.eval_batch_size)")
+    parser.add_argument(
+        "--eval-batches",
+        default="512,128",
+        help="encode_all batch sizes, one row each; the first is fit's default (FitConfig.eval_batch_size)",
+    )
     parser.add_argument("--eval-batch", type=int, default=512, help=argparse.SUPPRESS)  # the memory child's batch
     parser.add_argument("--batch", type=int, default=128, help="the references' batch")
     parser.add_argument("--ref-workers", type=int, default=0, help="reference A's DataLoader num_workers")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
-    parser.add_argument("--rss-images", type=int, default=40_000, help="rows of the larger memmap for the memory test (0: skip)")
+    parser.add_argument(
+        "--rss-images", type=int, default=40_000, help="rows of the larger memmap for the memory test (0: skip)"
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 256 images, 1 round, 2,048-row memory test")
     parser.add_argument("--rss-child", choices=("debias", "float-copy"), help=argparse.SUPPRESS)
     parser.add_argument("--rss-child-array", help=argparse.SUPPRESS)
@@ -266,26 +295,37 @@ def main() -> None:
 
     paths = image_paths(args)
     cache_dir = Path(args.cache_dir)
-    build_s, images = timed(lambda: cached_images(paths, args.image_size, ("bench-celeba",), cache_dir=cache_dir, progress=False))
+    build_s, images = timed(
+        lambda: cached_images(paths, args.image_size, ("bench-celeba",), cache_dir=cache_dir, progress=False)
+    )
     n = len(images)
     device = torch.device("cpu")
 
     ours_model = make_model(args.width, args.latent, args.image_size)
     ref_model = copy.deepcopy(ours_model)  # the references' train-mode passes update batch-norm statistics
-    loader = torch.utils.data.DataLoader(JpegFloatDataset(paths, args.image_size), batch_size=args.batch,
-                                         shuffle=False, num_workers=args.ref_workers, persistent_workers=args.ref_workers > 0)
+    loader = torch.utils.data.DataLoader(
+        JpegFloatDataset(paths, args.image_size),
+        batch_size=args.batch,
+        shuffle=False,
+        num_workers=args.ref_workers,
+        persistent_workers=args.ref_workers > 0,
+    )
 
     eval_batches = [int(b) for b in args.eval_batches.split(",") if b.strip()]
     runs = {}
     for b in eval_batches:
-        runs["debias encode_all (memmap, eval, inference_mode, batch %d)" % b] = (
-            lambda b=b: encode_all(ours_model, images, b, device))
-    runs.update({
-        "A: DataLoader, PIL JPEG -> float per image, train mode + autograd, batch %d, workers %d" % (args.batch, args.ref_workers):
-            lambda: encode_reference_loader(ref_model, loader),
-        "B: float32 copy of the decoded array, train mode + autograd, batch %d" % args.batch:
-            lambda: encode_reference_float_copy(ref_model, images, args.batch),
-    })
+        runs["debias encode_all (memmap, eval, inference_mode, batch %d)" % b] = lambda b=b: encode_all(
+            ours_model, images, b, device
+        )
+    runs.update(
+        {
+            "A: DataLoader, PIL JPEG -> float per image, train mode + autograd, batch %d, workers %d"
+            % (args.batch, args.ref_workers): lambda: encode_reference_loader(ref_model, loader),
+            "B: float32 copy of the decoded array, train mode + autograd, batch %d" % args.batch: lambda: (
+                encode_reference_float_copy(ref_model, images, args.batch)
+            ),
+        }
+    )
     names = list(runs)
     load_before = os.getloadavg()
     for fn in runs.values():  # warm-up: page cache, allocator, oneDNN primitives, worker start
@@ -300,9 +340,11 @@ def main() -> None:
 
     print(machine_line(load_before, load_after))
     source = f"{args.synthetic} synthetic JPEGs" if args.synthetic else f"{n} JPEGs from {args.root}"
-    print(f"{source}; cache {images.shape} uint8 memmap ({images.nbytes / 2**20:.1f} MiB), "
-          f"{'built in %.1f s' % build_s if build_s > 1 else 'read from ' + str(cache_dir)}; "
-          f"DBVAE width {args.width}, latent {args.latent}, channels-last; {args.rounds} rounds after one warm-up pass each")
+    print(
+        f"{source}; cache {images.shape} uint8 memmap ({images.nbytes / 2**20:.1f} MiB), "
+        f"{'built in %.1f s' % build_s if build_s > 1 else 'read from ' + str(cache_dir)}; "
+        f"DBVAE width {args.width}, latent {args.latent}, channels-last; {args.rounds} rounds after one warm-up pass each"
+    )
     print(f"{'pass':<92}{'img/s median':>13}{'(min-max)':>18}{'s/pass':>8}{'vs A':>10}")
     a_median = statistics.median(times[names[len(eval_batches)]])
     for name in names:
@@ -310,10 +352,12 @@ def main() -> None:
         med = statistics.median(times[name])
         print(f"{name:<92}{n / med:>13.0f}{f'({min(ips):.0f}-{max(ips):.0f})':>18}{med:>8.2f}{a_median / med:>9.2f}x")
     for ours in names[: len(eval_batches)]:
-        for ref in names[len(eval_batches):]:
+        for ref in names[len(eval_batches) :]:
             rr = [b / a for a, b in zip(times[ours], times[ref])]
-            print(f"  per-round speed-up of encode_all batch {ours.rsplit(' ', 1)[-1].rstrip(')')} over {ref[:2].strip(':')}: "
-                  f"median {statistics.median(rr):.2f}x ({min(rr):.2f}-{max(rr):.2f})")
+            print(
+                f"  per-round speed-up of encode_all batch {ours.rsplit(' ', 1)[-1].rstrip(')')} over {ref[:2].strip(':')}: "
+                f"median {statistics.median(rr):.2f}x ({min(rr):.2f}-{max(rr):.2f})"
+            )
 
     if args.rss_images:
         small = cache_dir / f"encode-bench-cache-{n}.npy"
@@ -322,19 +366,31 @@ def main() -> None:
         big_array = tiled_memmap(images, args.rss_images, cache_dir)
         big = Path(big_array.filename)
         del big_array
-        print("memory added by one pass, each in a fresh process (MiB; peak above the level after model build and warm-up):")
-        print(f"{'pass':<44}{'rows':>8}{'array':>9}{'anon peak':>11}{'file peak':>11}{'RSS peak':>10}{'VmHWM':>8}{'img/s':>8}")
+        print(
+            "memory added by one pass, each in a fresh process (MiB; peak above the level after model build and warm-up):"
+        )
+        print(
+            f"{'pass':<44}{'rows':>8}{'array':>9}{'anon peak':>11}{'file peak':>11}{'RSS peak':>10}{'VmHWM':>8}{'img/s':>8}"
+        )
         cases = [("debias", small, eval_batches[0]), ("debias", big, eval_batches[0])]
         cases += [("debias", big, b) for b in eval_batches[1:]] + [("float-copy", big, args.batch)]
         for which, path, batch in cases:
             m = measure_memory(args, which, path, batch)
             grow = {k: (m["peak"][k] - m["base"][k]) / 1024 for k in ("RssAnon", "RssFile", "VmRSS")}
-            label = f"debias encode_all, batch {batch}" if which == "debias" else f"B: float32 copy, train mode, batch {batch}"
-            print(f"{label:<44}{m['rows']:>8}{m['array_mib']:>9.0f}{grow['RssAnon']:>11.0f}{grow['RssFile']:>11.0f}"
-                  f"{grow['VmRSS']:>10.0f}{m['hwm_growth_mib']:>8.0f}{m['rows'] / m['seconds']:>8.0f}")
-        print("(sampled every 2 ms. anon: private memory, what a copy takes; file: pages of the memory map, i.e. the "
-              "shared page cache; VmHWM: the kernel's peak-RSS counter, growth above its level before the pass; "
-              "mu itself is rows x latent x 4 bytes)")
+            label = (
+                f"debias encode_all, batch {batch}"
+                if which == "debias"
+                else f"B: float32 copy, train mode, batch {batch}"
+            )
+            print(
+                f"{label:<44}{m['rows']:>8}{m['array_mib']:>9.0f}{grow['RssAnon']:>11.0f}{grow['RssFile']:>11.0f}"
+                f"{grow['VmRSS']:>10.0f}{m['hwm_growth_mib']:>8.0f}{m['rows'] / m['seconds']:>8.0f}"
+            )
+        print(
+            "(sampled every 2 ms. anon: private memory, what a copy takes; file: pages of the memory map, i.e. the "
+            "shared page cache; VmHWM: the kernel's peak-RSS counter, growth above its level before the pass; "
+            "mu itself is rows x latent x 4 bytes)"
+        )
 
 
 if __name__ == "__main__":

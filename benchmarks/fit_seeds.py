@@ -37,18 +37,31 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=None, help="Also write the raw results here.")
     args = parser.parse_args()
 
-    weighting = WeightingSettings(strategy=args.weighting, alpha=args.alpha, bins=args.bins, combine=args.combine, cap=args.cap)
+    weighting = WeightingSettings(
+        strategy=args.weighting, alpha=args.alpha, bins=args.bins, combine=args.combine, cap=args.cap
+    )
     rows = []
     for seed in args.seeds:
-        config = FitConfig(seed=seed, epochs=args.epochs, latent_dim=args.latent_dim, weighting=weighting,
-                           models=tuple(args.models.split(",")))
+        config = FitConfig(
+            seed=seed,
+            epochs=args.epochs,
+            latent_dim=args.latent_dim,
+            weighting=weighting,
+            models=tuple(args.models.split(",")),
+        )
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
             result = run_fit(config, out=Path(tmp) / "run", progress=False)
             seconds = time.perf_counter() - start
         test = result["results"]["test"]
-        rows.append({"seed": seed, "seconds": seconds, "ess": result["final_weights"]["ess"],
-                     **{f"{m}_{k}": test[m][k] for m in test for k in ("accuracy", "worst_group_accuracy")}})
+        rows.append(
+            {
+                "seed": seed,
+                "seconds": seconds,
+                "ess": result["final_weights"]["ess"],
+                **{f"{m}_{k}": test[m][k] for m in test for k in ("accuracy", "worst_group_accuracy")},
+            }
+        )
         print(f"seed {seed}: {json.dumps({k: round(v, 4) for k, v in rows[-1].items()})}", flush=True)
 
     def stat(key: str) -> str:

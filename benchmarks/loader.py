@@ -45,15 +45,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from machine import machine_line
 from PIL import Image
 from torchvision.datasets import ImageFolder
 from torchvision.transforms import functional as TF
 
 from debias.data.cache import cached_images
-from debias.sampling import epoch_generator, weighted_indices
 from debias.models import to_model_input
+from debias.sampling import epoch_generator, weighted_indices
 from debias.train import UInt8ImageDataset, iterate_batches
-from machine import machine_line
 
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "celeba-sample"
@@ -87,8 +87,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", default=str(DEFAULT_ROOT), help="CelebA-layout folder (img_align_celeba/*.jpg)")
     parser.add_argument("--limit", type=int, default=None, help="use the first N images")
-    parser.add_argument("--cache-dir", default=os.environ.get("DEBIAS_BENCH_CACHE", "/tmp/debias-bench-cache"),
-                        help="where the decoded-image cache and the ImageFolder links are kept between runs")
+    parser.add_argument(
+        "--cache-dir",
+        default=os.environ.get("DEBIAS_BENCH_CACHE", "/tmp/debias-bench-cache"),
+        help="where the decoded-image cache and the ImageFolder links are kept between runs",
+    )
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--workers", default="0,2", help="reference DataLoader num_workers values, comma-separated")
@@ -116,21 +119,29 @@ def main() -> None:
     weights = torch.exp(torch.randn(n, generator=g, dtype=torch.float64))  # log-normal: a spread like fit's weights
     device = torch.device("cpu")
 
-    dataset = ImageFolder(str(image_folder_root(paths, cache_dir)), transform=ShortSideCropResizeToTensor(args.image_size))
-    assert [Path(p).name for p, _ in dataset.samples] == [p.name for p in paths], "ImageFolder order must match the cache rows"
+    dataset = ImageFolder(
+        str(image_folder_root(paths, cache_dir)), transform=ShortSideCropResizeToTensor(args.image_size)
+    )
+    assert [Path(p).name for p, _ in dataset.samples] == [p.name for p in paths], (
+        "ImageFolder order must match the cache rows"
+    )
 
     def debias_iterate(epoch):
         indices = weighted_indices(weights, n, epoch_generator(0, epoch))
         seen = 0
-        for x_uint8, y in iterate_batches(images, labels, indices.numpy(), args.batch, device):
+        for x_uint8, _ in iterate_batches(images, labels, indices.numpy(), args.batch, device):
             x = to_model_input(x_uint8)
             seen += len(x)
         return seen
 
     def debias_sampler(epoch):
-        sampler = torch.utils.data.WeightedRandomSampler(weights, n, replacement=True, generator=epoch_generator(0, epoch))
+        sampler = torch.utils.data.WeightedRandomSampler(
+            weights, n, replacement=True, generator=epoch_generator(0, epoch)
+        )
         seen = 0
-        for x_uint8, y in torch.utils.data.DataLoader(UInt8ImageDataset(images, labels), batch_size=args.batch, sampler=sampler):
+        for x_uint8, _ in torch.utils.data.DataLoader(
+            UInt8ImageDataset(images, labels), batch_size=args.batch, sampler=sampler
+        ):
             x = to_model_input(x_uint8)
             seen += len(x)
         return seen
@@ -139,14 +150,17 @@ def main() -> None:
         loader_holder = {}
 
         def run(epoch):
-            sampler = torch.utils.data.WeightedRandomSampler(weights, n, replacement=True, generator=epoch_generator(0, epoch))
+            sampler = torch.utils.data.WeightedRandomSampler(
+                weights, n, replacement=True, generator=epoch_generator(0, epoch)
+            )
             if workers == 0 or "loader" not in loader_holder:
                 loader_holder["loader"] = torch.utils.data.DataLoader(
-                    dataset, batch_size=args.batch, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
+                    dataset, batch_size=args.batch, sampler=sampler, num_workers=workers, persistent_workers=workers > 0
+                )
             else:
                 loader_holder["loader"].sampler.generator = epoch_generator(0, epoch)
             seen = 0
-            for x, y in loader_holder["loader"]:
+            for x, _ in loader_holder["loader"]:
                 seen += len(x)
             return seen
 
@@ -179,20 +193,28 @@ def main() -> None:
     diff = (cached - pil).abs()
 
     print(machine_line(load_before, load_after))
-    print(f"{n} JPEGs from {args.root} ({sum(p.stat().st_size for p in paths) / 2**20:.0f} MiB); cache {images.shape} uint8 memmap "
-          f"({images.nbytes / 2**20:.0f} MiB), {'built in %.1f s' % build_s if build_s > 1 else 'read from ' + str(cache_dir)}; "
-          f"batch {args.batch}; one weighted epoch ({n} draws) per loader per round, {args.rounds} rounds after a warm-up epoch")
+    print(
+        f"{n} JPEGs from {args.root} ({sum(p.stat().st_size for p in paths) / 2**20:.0f} MiB); cache {images.shape} uint8 memmap "
+        f"({images.nbytes / 2**20:.0f} MiB), {'built in %.1f s' % build_s if build_s > 1 else 'read from ' + str(cache_dir)}; "
+        f"batch {args.batch}; one weighted epoch ({n} draws) per loader per round, {args.rounds} rounds after a warm-up epoch"
+    )
     ref_median = min(statistics.median(times[name]) for name in names[2:]) if names[2:] else float("nan")
     print(f"{'loader':<58}{'img/s median':>13}{'(min-max)':>20}{'batches/s':>11}{'vs fastest reference':>22}")
     for name in names:
         ips = [n / t for t in times[name]]
         med = statistics.median(times[name])
-        print(f"{name:<58}{n / med:>13.0f}{f'({min(ips):.0f}-{max(ips):.0f})':>20}{n / med / args.batch:>11.1f}{ref_median / med:>21.1f}x")
+        print(
+            f"{name:<58}{n / med:>13.0f}{f'({min(ips):.0f}-{max(ips):.0f})':>20}{n / med / args.batch:>11.1f}{ref_median / med:>21.1f}x"
+        )
     for ref in names[2:]:
         rr = [b / a for a, b in zip(times[names[0]], times[ref])]
-        print(f"  per-round speed-up of debias iterate_batches over {ref.split(', ')[-1]}: median {statistics.median(rr):.1f}x "
-              f"({min(rr):.1f}-{max(rr):.1f})")
-    print(f"same images: mean |cache - PIL pipeline| = {diff.mean():.4f}, max {diff.max():.3f} (pixel values in [0, 1])")
+        print(
+            f"  per-round speed-up of debias iterate_batches over {ref.split(', ')[-1]}: median {statistics.median(rr):.1f}x "
+            f"({min(rr):.1f}-{max(rr):.1f})"
+        )
+    print(
+        f"same images: mean |cache - PIL pipeline| = {diff.mean():.4f}, max {diff.max():.3f} (pixel values in [0, 1])"
+    )
 
 
 if __name__ == "__main__":

@@ -44,6 +44,8 @@ def machine_line(load_before: tuple[float, float, float], load_after: tuple[floa
     The load averages (os.getloadavg() before and after the timed part) say how much the shared
     machine's other jobs may have moved the figures.
     """
-    return (f"machine: {os.cpu_count()} cpus, {cpu_model()}, {memory_gib():.0f} GiB, torch {torch.__version__}, "
-            f"numpy {np.__version__}, torch threads {torch.get_num_threads()}, load average "
-            f"{load_before[0]:.1f} -> {load_after[0]:.1f} (1-min; 5-min {load_after[1]:.1f})")
+    return (
+        f"machine: {os.cpu_count()} cpus, {cpu_model()}, {memory_gib():.0f} GiB, torch {torch.__version__}, "
+        f"numpy {np.__version__}, torch threads {torch.get_num_threads()}, load average "
+        f"{load_before[0]:.1f} -> {load_after[0]:.1f} (1-min; 5-min {load_after[1]:.1f})"
+    )

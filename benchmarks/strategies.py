@@ -46,8 +46,11 @@ from debias.weighting import STRATEGIES, WeightingSettings
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {
     "synthfaces": dict(data="synthfaces", data_options={"spurious": "hat"}, val_groups=("hat",)),
-    "celeba": dict(data="celeba", data_options={"root": str(REPO.parent / "shared" / "celeba-sample"), "target": "Blond_Hair",
-                                                "groups": "Male"}, val_groups=("Male",)),
+    "celeba": dict(
+        data="celeba",
+        data_options={"root": str(REPO.parent / "shared" / "celeba-sample"), "target": "Blond_Hair", "groups": "Male"},
+        val_groups=("Male",),
+    ),
 }
 # Every registered strategy that reweights (uniform is the baseline row of the table).
 STRATEGY_NAMES = [name for name in STRATEGIES if name != "uniform"]
@@ -70,17 +73,29 @@ def run_dataset(name: str, args) -> list[dict]:
         options["limit"] = args.limit
     if args.spurious_rate is not None and spec["data"] == "synthfaces":
         options["spurious_rate"] = args.spurious_rate
-    dataset = load_dataset(spec["data"], image_size=args.image_size, progress=False, **options)  # once: every fit reads the same data
-    base = FitConfig(data=spec["data"], data_options=options, epochs=args.epochs, image_size=args.image_size,
-                     latent_dim=args.latent_dim, device=args.device, auto_epochs=args.auto_epochs)
+    dataset = load_dataset(
+        spec["data"], image_size=args.image_size, progress=False, **options
+    )  # once: every fit reads the same data
+    base = FitConfig(
+        data=spec["data"],
+        data_options=options,
+        epochs=args.epochs,
+        image_size=args.image_size,
+        latent_dim=args.latent_dim,
+        device=args.device,
+        auto_epochs=args.auto_epochs,
+    )
     rows = []
     strategies = args.strategies + (["auto"] if args.auto else [])
     for seed in args.seeds:
         for i, strategy in enumerate(strategies):
             first = i == 0
             config = replace(
-                base, seed=seed,
-                weighting=WeightingSettings(strategy=strategy, errors_epoch=args.errors_epoch, errors_upweight=args.errors_upweight),
+                base,
+                seed=seed,
+                weighting=WeightingSettings(
+                    strategy=strategy, errors_epoch=args.errors_epoch, errors_upweight=args.errors_upweight
+                ),
                 models=("uniform", "dbvae", "sampler", "oracle") if first else ("dbvae", "sampler"),
                 val_groups=spec["val_groups"] if strategy == "auto" else (),
             )
@@ -94,15 +109,28 @@ def run_dataset(name: str, args) -> list[dict]:
             label = f"auto ({chosen})" if strategy == "auto" else strategy
             models = [m for m in ("uniform", "oracle") if first and m in test] + ["dbvae", "sampler"]
             for model in models:
-                row = {"dataset": name, "seed": seed, "strategy": label if model in ("dbvae", "sampler") else model,
-                       "model": model, "accuracy": test[model]["accuracy"], "worst_group_accuracy": test[model]["worst_group_accuracy"],
-                       "seconds": seconds}
+                row = {
+                    "dataset": name,
+                    "seed": seed,
+                    "strategy": label if model in ("dbvae", "sampler") else model,
+                    "model": model,
+                    "accuracy": test[model]["accuracy"],
+                    "worst_group_accuracy": test[model]["worst_group_accuracy"],
+                    "seconds": seconds,
+                }
                 if model in ("dbvae", "sampler"):
-                    row.update(ess=result["final_weights"]["ess"], max_min_ratio=result["final_weights"]["max_min_ratio"],
-                               **{f"w[{c}]": w for c, w in cells.items()})
+                    row.update(
+                        ess=result["final_weights"]["ess"],
+                        max_min_ratio=result["final_weights"]["max_min_ratio"],
+                        **{f"w[{c}]": w for c, w in cells.items()},
+                    )
                 rows.append(row)
-            print(f"{name} seed {seed} {label:<22} " + "  ".join(
-                f"{m} {test[m]['accuracy']:.3f}/{test[m]['worst_group_accuracy']:.3f}" for m in models) + f"  ({seconds:.0f} s)", flush=True)
+            print(
+                f"{name} seed {seed} {label:<22} "
+                + "  ".join(f"{m} {test[m]['accuracy']:.3f}/{test[m]['worst_group_accuracy']:.3f}" for m in models)
+                + f"  ({seconds:.0f} s)",
+                flush=True,
+            )
     return rows
 
 
@@ -125,13 +153,17 @@ def print_table(rows: list[dict]) -> None:
         cells = sorted(c for c in data.columns if c.startswith("w[") and data[c].notna().any())
         seeds = sorted(int(s) for s in data["seed"].unique())
         print(f"\n{name}: test accuracy and worst-group accuracy in %, mean +- sd over seeds {seeds}")
-        header = f"{'strategy':<16}{'model':<9}{'accuracy':>14}{'worst group':>14}{'recovers':>10}{'acc cost':>10}{'ESS':>6}"
+        header = (
+            f"{'strategy':<16}{'model':<9}{'accuracy':>14}{'worst group':>14}{'recovers':>10}{'acc cost':>10}{'ESS':>6}"
+        )
         print(header + "".join(f"{c:>22}" for c in cells))
         for (row, model), part in data.groupby(["row", "model"], sort=False):
             wg, acc = part["worst_group_accuracy"].mean(), part["accuracy"].mean()
             recovers = (wg - u_wg) / (o_wg - u_wg) if o_wg - u_wg > 1e-9 else float("nan")
-            line = (f"{row:<16}{model:<9}{_mean_sd(part['accuracy']):>14}{_mean_sd(part['worst_group_accuracy']):>14}"
-                    f"{recovers:>10.2f}{100 * (u_acc - acc):>10.1f}")
+            line = (
+                f"{row:<16}{model:<9}{_mean_sd(part['accuracy']):>14}{_mean_sd(part['worst_group_accuracy']):>14}"
+                f"{recovers:>10.2f}{100 * (u_acc - acc):>10.1f}"
+            )
             line += f"{part['ess'].mean():>6.2f}" if "ess" in part and part["ess"].notna().any() else f"{'':>6}"
             line += "".join(f"{part[c].mean():>22.2f}" if part[c].notna().any() else f"{'':>22}" for c in cells)
             if row == "auto":
@@ -139,7 +171,9 @@ def print_table(rows: list[dict]) -> None:
             print(line)
         label_free = data[~data["row"].isin(["uniform", "oracle"])]
         if len(label_free):
-            means = label_free.groupby(["row", "model"], sort=False).agg(wg=("worst_group_accuracy", "mean"), acc=("accuracy", "mean"))
+            means = label_free.groupby(["row", "model"], sort=False).agg(
+                wg=("worst_group_accuracy", "mean"), acc=("accuracy", "mean")
+            )
             # The best worst-group accuracy among the rows within the accuracy budget (any row if none is).
             affordable = means[100 * (u_acc - means["acc"]) <= 2]
             pool = affordable if len(affordable) else means
@@ -149,9 +183,11 @@ def print_table(rows: list[dict]) -> None:
             cost = 100 * (u_acc - best["acc"])
             ok = recovers >= 0.5 and cost <= 2
             within = "" if len(affordable) else " (no row is within the 2-point accuracy budget)"
-            print(f"best without group labels{within}: {row} ({model}) recovers {recovers:.2f} of the oracle's worst-group gain "
-                  f"({100 * (o_wg - u_wg):+.1f} points) at an accuracy cost of {cost:+.1f} points: target "
-                  f"(>= 0.5, <= 2 points) {'met' if ok else 'NOT met'}")
+            print(
+                f"best without group labels{within}: {row} ({model}) recovers {recovers:.2f} of the oracle's worst-group gain "
+                f"({100 * (o_wg - u_wg):+.1f} points) at an accuracy cost of {cost:+.1f} points: target "
+                f"(>= 0.5, <= 2 points) {'met' if ok else 'NOT met'}"
+            )
 
 
 def main() -> None:
@@ -168,7 +204,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="Images per split (for a quick check).")
     parser.add_argument("--errors-epoch", type=int, default=WeightingSettings.errors_epoch)
     parser.add_argument("--errors-upweight", type=float, default=WeightingSettings.errors_upweight)
-    parser.add_argument("--spurious-rate", type=float, default=None, help="synthfaces: share of training faces whose hat agrees with the label.")
+    parser.add_argument(
+        "--spurious-rate",
+        type=float,
+        default=None,
+        help="synthfaces: share of training faces whose hat agrees with the label.",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, default=None, help="Also write the raw rows here.")
     args = parser.parse_args()

@@ -43,15 +43,14 @@ import time
 
 import torch
 import torch.nn.functional as F
+from machine import machine_line
 from torch import nn
 
 import debias.models.losses as debias_losses
+from debias.models import to_model_input
 from debias.models.losses import DBVAELoss
 from debias.models.networks import DBVAE
-from debias.models import to_model_input
 from debias.train import train_one_epoch
-from machine import machine_line
-
 
 # ---------------------------------------------------------------------------------------------
 # The reference: the public course's DB-VAE, written in PyTorch from the lab's layer list
@@ -80,9 +79,13 @@ class CourseDBVAE(nn.Module):
             return layers + [nn.ReLU()] if relu else layers
 
         self.encoder = nn.Sequential(
-            *conv(3, n, 5), *conv(n, 2 * n, 5), *conv(2 * n, 4 * n, 3), *conv(4 * n, 6 * n, 3),
+            *conv(3, n, 5),
+            *conv(n, 2 * n, 5),
+            *conv(2 * n, 4 * n, 3),
+            *conv(4 * n, 6 * n, 3),
             nn.Flatten(),
-            nn.Linear(feat * feat * 6 * n, 512), nn.ReLU(),
+            nn.Linear(feat * feat * 6 * n, 512),
+            nn.ReLU(),
             nn.Linear(512, 2 * latent_dim + 1),
         )
         self.feat = feat
@@ -90,7 +93,10 @@ class CourseDBVAE(nn.Module):
         # The TF lab's partial() gives the last transposed conv a ReLU too; its PyTorch port leaves
         # the output linear. Either way it is one elementwise op on the output.
         self.decoder_conv = nn.Sequential(
-            *deconv(6 * n, 4 * n, 3), *deconv(4 * n, 2 * n, 3), *deconv(2 * n, n, 5), *deconv(n, 3, 5, relu=False),
+            *deconv(6 * n, 4 * n, 3),
+            *deconv(4 * n, 2 * n, 3),
+            *deconv(2 * n, n, 5),
+            *deconv(n, 3, 5, relu=False),
         )
 
     def encode(self, x):
@@ -151,7 +157,9 @@ def without_decoder_batchnorm(model: DBVAE) -> DBVAE:
     for block in model.decoder.upsample:
         if isinstance(block, nn.Sequential) and isinstance(block[1], nn.BatchNorm2d):
             old = block[0]
-            block[0] = nn.ConvTranspose2d(old.in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=True)
+            block[0] = nn.ConvTranspose2d(
+                old.in_channels, old.out_channels, old.kernel_size, old.stride, old.padding, bias=True
+            )
             block[1] = nn.Identity()
     return model
 
@@ -173,7 +181,11 @@ def forward_macs(model: nn.Module, x: torch.Tensor) -> float:
         elif isinstance(module, nn.Linear):
             total[0] += output.numel() * module.in_features
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    handles = [
+        m.register_forward_hook(hook)
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))
+    ]
     with torch.no_grad():
         model(x)
     for h in handles:
@@ -218,10 +230,14 @@ class Runner:
     def run(self, steps: int) -> None:
         if self.kind == "debias-fix":
             with patched_reconstruction_error():
-                train_one_epoch(self.model, self.criterion, self.optimizer, [(self.x_uint8, self.y)] * steps, torch.device("cpu"))
+                train_one_epoch(
+                    self.model, self.criterion, self.optimizer, [(self.x_uint8, self.y)] * steps, torch.device("cpu")
+                )
         elif self.kind == "debias":
             if self.channels_last:
-                train_one_epoch(self.model, self.criterion, self.optimizer, [(self.x_uint8, self.y)] * steps, torch.device("cpu"))
+                train_one_epoch(
+                    self.model, self.criterion, self.optimizer, [(self.x_uint8, self.y)] * steps, torch.device("cpu")
+                )
             else:
                 # Same loop body as train_one_epoch, with an NCHW-contiguous float input.
                 for _ in range(steps):
@@ -270,7 +286,8 @@ def _phase(event) -> str:
 
 def profile(runner: Runner, steps: int) -> dict:
     """Self CPU milliseconds per step, by phase and by class of op (torch.profiler)."""
-    from torch.profiler import ProfilerActivity, profile as torch_profile
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
 
     runner.run(2)
     with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -289,8 +306,14 @@ def print_profiles(tables: dict) -> None:
     print(f"{'model':<34}{'phase':<14}" + "".join(f"{c:>14}" for c in classes) + f"{'total':>10}")
     for name, table in tables.items():
         for phase in phases + ("all",):
-            row = [sum(v for (p, c), v in table.items() if c == cls and (phase == "all" or p == phase)) for cls in classes]
-            print(f"{name if phase == phases[0] else '':<34}{phase:<14}" + "".join(f"{v:>14.1f}" for v in row) + f"{sum(row):>10.1f}")
+            row = [
+                sum(v for (p, c), v in table.items() if c == cls and (phase == "all" or p == phase)) for cls in classes
+            ]
+            print(
+                f"{name if phase == phases[0] else '':<34}{phase:<14}"
+                + "".join(f"{v:>14.1f}" for v in row)
+                + f"{sum(row):>10.1f}"
+            )
 
 
 def main() -> None:
@@ -305,12 +328,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4, help="timed training steps per model per round")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps per model before the first round")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="also time debias in NCHW-contiguous layout and the course model in channels-last")
-    parser.add_argument("--no-fix", action="store_true",
-                        help=f"leave out the two candidate-change rows ({FIX_TAG}; {NO_DECODER_BN_TAG})")
-    parser.add_argument("--profile", metavar="NAMES", default=None,
-                        help="instead of timing: torch.profiler breakdown of these models ('all', or names from the table, comma-separated)")
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="also time debias in NCHW-contiguous layout and the course model in channels-last",
+    )
+    parser.add_argument(
+        "--no-fix",
+        action="store_true",
+        help=f"leave out the two candidate-change rows ({FIX_TAG}; {NO_DECODER_BN_TAG})",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="NAMES",
+        default=None,
+        help="instead of timing: torch.profiler breakdown of these models ('all', or names from the table, comma-separated)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: batch 32, 2 rounds of 2 steps")
     args = parser.parse_args()
     if args.quick:
@@ -339,7 +372,9 @@ def main() -> None:
     def debias_macs(w):
         return forward_macs(DBVAE(k, s, w).eval(), torch.rand(2, 3, s, s))
 
-    width_macs = closest(range(4, 33), forward_macs(CourseDBVAE(k, args.filters, s).eval(), torch.rand(2, 3, s, s)), debias_macs)
+    width_macs = closest(
+        range(4, 33), forward_macs(CourseDBVAE(k, args.filters, s).eval(), torch.rand(2, 3, s, s)), debias_macs
+    )
     specs = [
         (f"debias w{args.width}", "debias", lambda: debias_model(args.width), True),
         (f"course n{args.filters}", "course", lambda: course_model(args.filters), False),
@@ -349,7 +384,14 @@ def main() -> None:
     ]
     if not args.no_fix:
         specs.append((f"debias w{width_eq} {FIX_TAG}", "debias-fix", lambda: debias_model(width_eq), True))
-        specs.append((f"debias w{width_eq} {NO_DECODER_BN_TAG}", "debias", lambda: without_decoder_batchnorm(debias_model(width_eq)), True))
+        specs.append(
+            (
+                f"debias w{width_eq} {NO_DECODER_BN_TAG}",
+                "debias",
+                lambda: without_decoder_batchnorm(debias_model(width_eq)),
+                True,
+            )
+        )
     if args.diagnose:
         specs += [
             (f"debias w{width_eq} NCHW", "debias", lambda: debias_model(width_eq), False),
@@ -385,22 +427,32 @@ def main() -> None:
     ips = {name: [args.steps * args.batch / t for t in ts] for name, ts in times.items()}
     med = {name: statistics.median(v) for name, v in ips.items()}
     print(machine_line(load_before, load_after))
-    print(f"one training step: batch {args.batch}, {s}x{s}, latent {k}; {args.rounds} rounds x {args.steps} steps "
-          f"per model, alternating, after {args.warmup} warm-up steps; images/s = steps x batch / seconds")
+    print(
+        f"one training step: batch {args.batch}, {s}x{s}, latent {k}; {args.rounds} rounds x {args.steps} steps "
+        f"per model, alternating, after {args.warmup} warm-up steps; images/s = steps x batch / seconds"
+    )
     ref = f"course n{args.filters}"
-    print(f"{'model':<34}{'layout':>14}{'params':>11}{'fwd MMAC/img':>14}{'img/s median':>14}{'(min-max)':>17}{'vs ' + ref:>18}")
+    print(
+        f"{'model':<34}{'layout':>14}{'params':>11}{'fwd MMAC/img':>14}{'img/s median':>14}{'(min-max)':>17}{'vs ' + ref:>18}"
+    )
     for r in runners:
         v = ips[r.name]
         layout = "channels-last" if r.channels_last else "NCHW"
-        print(f"{r.name:<34}{layout:>14}{r.params:>11,}{r.macs / 1e6:>14.2f}{med[r.name]:>14.0f}"
-              f"{f'({min(v):.0f}-{max(v):.0f})':>17}{med[r.name] / med[ref]:>17.2f}x")
+        print(
+            f"{r.name:<34}{layout:>14}{r.params:>11,}{r.macs / 1e6:>14.2f}{med[r.name]:>14.0f}"
+            f"{f'({min(v):.0f}-{max(v):.0f})':>17}{med[r.name] / med[ref]:>17.2f}x"
+        )
     print("comparisons (ratio = debias img/s / course img/s, >= 1 meets the target):")
     pairs = [
         (f"debias w{width_eq}", ref, "equal size (params), apples to apples"),
         (f"debias w{width_eq} {FIX_TAG}", ref, "equal size, with the candidate loss change"),
         (f"debias w{width_eq} {FIX_TAG}", f"debias w{width_eq}", "the candidate loss change alone (debias vs debias)"),
         (f"debias w{width_eq} {NO_DECODER_BN_TAG}", ref, "equal size, decoder without batch norm like the course's"),
-        (f"debias w{width_eq} {NO_DECODER_BN_TAG}", f"debias w{width_eq}", "the decoder batch norm alone (debias vs debias)"),
+        (
+            f"debias w{width_eq} {NO_DECODER_BN_TAG}",
+            f"debias w{width_eq}",
+            "the decoder batch norm alone (debias vs debias)",
+        ),
         (f"debias w{width_macs}", ref, "equal multiply-adds per image"),
         (f"debias w{args.width}", f"course n{filters_eq}", "equal size the other way"),
         (f"debias w{args.width}", ref, "as shipped: fit's default width vs the course model"),
@@ -409,8 +461,10 @@ def main() -> None:
         if ours in med and theirs in med:
             # Per-round ratios too: both models of a round saw the same load.
             rr = [a / b for a, b in zip(ips[ours], ips[theirs])]
-            print(f"  {ours} / {theirs}: {med[ours] / med[theirs]:.2f}x; per-round ratios median {statistics.median(rr):.2f} "
-                  f"({min(rr):.2f}-{max(rr):.2f}); {what}")
+            print(
+                f"  {ours} / {theirs}: {med[ours] / med[theirs]:.2f}x; per-round ratios median {statistics.median(rr):.2f} "
+                f"({min(rr):.2f}-{max(rr):.2f}); {what}"
+            )
 
 
 if __name__ == "__main__":

@@ -55,14 +55,29 @@ def main(debug: bool) -> None:
 @main.command()
 @setting_options(FitConfig, only=("data",))
 @setting_options(DataFlags)
-@click.option("--data-option", "data_option", multiple=True, metavar="KEY=VALUE",
-              help="A dataset option, repeatable (synthfaces: spurious=hat|dark, spurious_rate=0.95, n_train=..., rare_rate=...).")
+@click.option(
+    "--data-option",
+    "data_option",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="A dataset option, repeatable (synthfaces: spurious=hat|dark, spurious_rate=0.95, n_train=..., rare_rate=...).",
+)
 @setting_options(FitConfig, exclude=("data",))
-@click.option("--report", "write_report_too", is_flag=True, help="Write report.html and report.json into the run folder at the end.")
+@click.option(
+    "--report",
+    "write_report_too",
+    is_flag=True,
+    help="Write report.html and report.json into the run folder at the end.",
+)
 @click.option("--out", type=click.Path(), default=None, help="Run folder (default: a new folder under runs/).")
 @click.option("--overwrite", is_flag=True, help="Allow writing into an existing, non-empty run folder.")
-@click.option("--resume", type=click.Path(), default=None, metavar="RUN",
-              help="Continue the interrupted fit in run folder RUN from its last checkpoint, with its saved settings.")
+@click.option(
+    "--resume",
+    type=click.Path(),
+    default=None,
+    metavar="RUN",
+    help="Continue the interrupted fit in run folder RUN from its last checkpoint, with its saved settings.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @_user_errors
 def fit(data_option, write_report_too, out, overwrite, resume, quiet, **settings):
@@ -105,29 +120,50 @@ def fit(data_option, write_report_too, out, overwrite, resume, quiet, **settings
 def format_summary(result: dict) -> str:
     """The closing table of `debias fit`: accuracy and worst-group accuracy per model on the test split."""
     test = result["results"]["test"]
-    lines = [f"Run folder: {result['run_dir']}", "", f"{'test split':<12}{'accuracy':>10}{'worst group':>13}  worst group is"]
+    lines = [
+        f"Run folder: {result['run_dir']}",
+        "",
+        f"{'test split':<12}{'accuracy':>10}{'worst group':>13}  worst group is",
+    ]
     for name, m in test.items():
         lines.append(f"{name:<12}{m['accuracy']:>10.3f}{m['worst_group_accuracy']:>13.3f}  {m['worst_group']}")
     w = result["final_weights"]
     selection = result.get("weighting_selection")
     if selection:
         criterion = selection["criterion"]
-        lines += ["", f"--weighting auto chose {selection['chosen']} by validation {criterion.replace('_', ' ')}"
-                      + (f" over {','.join(selection['val_groups'])}" if selection["val_groups"] else "")
-                      + (f", within {selection['accuracy_budget']:g} points of the most accurate" if "accuracy_budget" in selection else "")
-                      + ":"]
+        lines += [
+            "",
+            f"--weighting auto chose {selection['chosen']} by validation {criterion.replace('_', ' ')}"
+            + (f" over {','.join(selection['val_groups'])}" if selection["val_groups"] else "")
+            + (
+                f", within {selection['accuracy_budget']:g} points of the most accurate"
+                if "accuracy_budget" in selection
+                else ""
+            )
+            + ":",
+        ]
         for name, figures in selection["candidates"].items():
             mark = "*" if name == selection["chosen"] else " "
-            lines.append(f" {mark} {name:<14}{figures[criterion]:>8.3f}   accuracy {figures['accuracy']:.3f}   ESS {figures['ess']:.2f}")
+            lines.append(
+                f" {mark} {name:<14}{figures[criterion]:>8.3f}   accuracy {figures['accuracy']:.3f}   ESS {figures['ess']:.2f}"
+            )
     elif result.get("weighting_strategy"):
         lines += ["", f"weighting: {result['weighting_strategy']}"]
     early = result.get("early_errors")
     if early:
-        lines.append(f"early errors: the uniform baseline after epoch {early['epoch']}, {early['error_rate']:.1%} of the training "
-                     f"split (always predicting the majority class: {early['majority_error_rate']:.1%})"
-                     + ("" if early["informative"] else "; no epoch beat that, so the errors mark a whole class, not rare people"))
+        lines.append(
+            f"early errors: the uniform baseline after epoch {early['epoch']}, {early['error_rate']:.1%} of the training "
+            f"split (always predicting the majority class: {early['majority_error_rate']:.1%})"
+            + (
+                ""
+                if early["informative"]
+                else "; no epoch beat that, so the errors mark a whole class, not rare people"
+            )
+        )
     lines.append("")
-    lines.append(f"weights.csv: ESS {w['ess']:.2f} of N, max/min weight ratio {w['max_min_ratio']:.1f}, {result['seconds']:.0f} s in all")
+    lines.append(
+        f"weights.csv: ESS {w['ess']:.2f} of N, max/min weight ratio {w['max_min_ratio']:.1f}, {result['seconds']:.0f} s in all"
+    )
     return "\n".join(lines)
 
 
@@ -141,21 +177,48 @@ def datasets() -> None:
 
 @main.command("weights")
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option("--weighting", type=click.Choice(list(STRATEGIES)), default=None, help="Weighting strategy (default: the fit's).")
+@click.option(
+    "--weighting", type=click.Choice(list(STRATEGIES)), default=None, help="Weighting strategy (default: the fit's)."
+)
 @click.option("--alpha", type=float, default=None, help="Histogram smoothing (default: the fit's).")
 @click.option("--bins", type=int, default=None, help="Histogram bins per latent dimension (default: the fit's).")
-@click.option("--combine", type=click.Choice(list(COMBINATIONS)), default=None, help="How per-dimension densities combine (default: the fit's).")
-@click.option("--cap", type=float, default=None, help="Largest weight, as a multiple of the mean weight (default: the fit's).")
+@click.option(
+    "--combine",
+    type=click.Choice(list(COMBINATIONS)),
+    default=None,
+    help="How per-dimension densities combine (default: the fit's).",
+)
+@click.option(
+    "--cap", type=float, default=None, help="Largest weight, as a multiple of the mean weight (default: the fit's)."
+)
 @click.option("--no-cap", is_flag=True, help="Drop the cap the fit used.")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Output CSV (default: RUN/weights-alpha{A}-bins{B}-{combine}.csv).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output file (the fit's weights.csv only when --out names it).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Output CSV (default: RUN/weights-alpha{A}-bins{B}-{combine}.csv).",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace an existing output file (the fit's weights.csv only when --out names it).",
+)
 @_user_errors
 def weights_command(run, weighting, alpha, bins, combine, cap, no_cap, out, overwrite):
     """Recompute weights from RUN's saved latents with other settings, without retraining."""
     from debias.recompute import recompute_weights
 
-    result = recompute_weights(run, alpha=alpha, bins=bins, combine=combine, cap=cap, no_cap=no_cap, out=out, overwrite=overwrite,
-                          strategy=weighting)
+    result = recompute_weights(
+        run,
+        alpha=alpha,
+        bins=bins,
+        combine=combine,
+        cap=cap,
+        no_cap=no_cap,
+        out=out,
+        overwrite=overwrite,
+        strategy=weighting,
+    )
     click.echo(format_reweight(result))
 
 
@@ -163,19 +226,33 @@ def format_reweight(result: dict) -> str:
     """What `debias weights` prints: the new file, its settings, ESS and max/min ratio beside the fit's."""
     s, new, old = result["settings"], result["stats"], result["fit_stats"]
     cap = "none" if s["cap"] is None else f"{s['cap']:g}"
-    how = f"alpha {s['alpha']:g}, bins {s['bins']}, combine {s['combine']}" if s.get("strategy", "histogram") == "histogram" else f"{s['strategy']}"
-    return "\n".join([
-        f"Wrote {result['path']} ({result['rows']} rows): {how}, cap {cap}",
-        f"{'':<12}{'ESS of N':>10}{'max/min':>10}",
-        f"{'new':<12}{new['ess']:>10.3f}{new['max_min_ratio']:>10.1f}",
-        f"{'fit':<12}{old['ess']:>10.3f}{old['max_min_ratio']:>10.1f}",
-    ])
+    how = (
+        f"alpha {s['alpha']:g}, bins {s['bins']}, combine {s['combine']}"
+        if s.get("strategy", "histogram") == "histogram"
+        else f"{s['strategy']}"
+    )
+    return "\n".join(
+        [
+            f"Wrote {result['path']} ({result['rows']} rows): {how}, cap {cap}",
+            f"{'':<12}{'ESS of N':>10}{'max/min':>10}",
+            f"{'new':<12}{new['ess']:>10.3f}{new['max_min_ratio']:>10.1f}",
+            f"{'fit':<12}{old['ess']:>10.3f}{old['max_min_ratio']:>10.1f}",
+        ]
+    )
 
 
 @main.command("report")
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option("--out", type=click.Path(), default=None, help="Report file (default: RUN/report.html); its .json lands beside it.")
-@click.option("--n-boot", type=click.IntRange(min=100), default=1000, show_default=True, help="Bootstrap resamples for the 95% intervals.")
+@click.option(
+    "--out", type=click.Path(), default=None, help="Report file (default: RUN/report.html); its .json lands beside it."
+)
+@click.option(
+    "--n-boot",
+    type=click.IntRange(min=100),
+    default=1000,
+    show_default=True,
+    help="Bootstrap resamples for the 95% intervals.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @_user_errors
 def report_command(run, out, n_boot, seed):

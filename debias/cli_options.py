@@ -42,7 +42,9 @@ def _option(item: Declared, default) -> Callable:
         kwargs.setdefault("metavar", "NAME[,NAME]")
         kwargs["callback"] = lambda ctx, param, value: _names(value)
         return click.option(s.flag, item.name, type=str, **kwargs)
-    kwargs["type"] = click.Choice([str(a) for a in allowed]) if allowed is not None and kind is str else _CLICK_TYPES[kind]
+    kwargs["type"] = (
+        click.Choice([str(a) for a in allowed]) if allowed is not None and kind is str else _CLICK_TYPES[kind]
+    )
     return click.option(s.flag, item.name, **kwargs)
 
 
@@ -79,7 +81,7 @@ def explicit_params(ctx: click.Context) -> set[str]:
 def parse_data_options(pairs: tuple[str, ...]) -> dict:
     """`--data-option KEY=VALUE` pairs -> loader keyword options; numbers become int or float.
 
-        parse_data_options(("spurious=hat", "spurious_rate=0.9"))  # {"spurious": "hat", "spurious_rate": 0.9}
+    parse_data_options(("spurious=hat", "spurious_rate=0.9"))  # {"spurious": "hat", "spurious_rate": 0.9}
     """
     options = {}
     for pair in pairs:

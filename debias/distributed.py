@@ -55,12 +55,16 @@ def _env_int(name: str, default: int | None = None) -> int:
     value = os.environ.get(name)
     if value is None:
         if default is None:
-            raise UserError(f"WORLD_SIZE is set but {name} is not; start several processes with torchrun, which sets both")
+            raise UserError(
+                f"WORLD_SIZE is set but {name} is not; start several processes with torchrun, which sets both"
+            )
         return default
     try:
         return int(value)
     except ValueError:
-        raise UserError(f"environment variable {name}={value!r} is not an integer; start several processes with torchrun") from None
+        raise UserError(
+            f"environment variable {name}={value!r} is not an integer; start several processes with torchrun"
+        ) from None
 
 
 def launch_info() -> Launch:
@@ -285,13 +289,19 @@ def session() -> Iterator[DistContext]:
         yield SINGLE
         return
     if not dist.is_available():
-        raise UserError("this torch build has no torch.distributed; run debias fit as a single process (without torchrun)")
+        raise UserError(
+            "this torch build has no torch.distributed; run debias fit as a single process (without torchrun)"
+        )
     cuda = torch.cuda.is_available()
     if cuda and launch.local_rank < torch.cuda.device_count():
         torch.cuda.set_device(launch.local_rank)  # nccl's communicators and object collectives use the current device
     try:
-        dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", init_method="env://",
-                                rank=launch.rank, world_size=launch.world_size)
+        dist.init_process_group(
+            "cpu:gloo,cuda:nccl" if cuda else "gloo",
+            init_method="env://",
+            rank=launch.rank,
+            world_size=launch.world_size,
+        )
     except ValueError as exc:  # a missing MASTER_ADDR or MASTER_PORT
         raise UserError(f"cannot set up the process group ({exc}); start several processes with torchrun") from None
     try:

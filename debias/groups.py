@@ -46,5 +46,7 @@ def accuracy_by_group(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series)
         "accuracy": float(frame.overall["accuracy"]),
         "worst_group_accuracy": float(by_group["accuracy"].min()),
         "worst_group": str(by_group["accuracy"].idxmin()),
-        "groups": {str(g): {"accuracy": float(r["accuracy"]), "count": int(r["count"])} for g, r in by_group.iterrows()},
+        "groups": {
+            str(g): {"accuracy": float(r["accuracy"]), "count": int(r["count"])} for g, r in by_group.iterrows()
+        },
     }

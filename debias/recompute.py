@@ -53,7 +53,9 @@ def _fit_settings(config: dict, path: Path) -> tuple[WeightingSettings, bool]:
         # An auto fit's weights.csv comes from the strategy it chose.
         chosen = config.get("weighting_strategy") or (config.get("weighting_selection") or {}).get("chosen")
         if chosen is None:
-            raise UserError(f"{path}: the fit chose its weighting strategy by measurement but did not record the choice; re-run `debias fit`")
+            raise UserError(
+                f"{path}: the fit chose its weighting strategy by measurement but did not record the choice; re-run `debias fit`"
+            )
         saved["strategy"] = chosen
     known = set(WeightingSettings.__dataclass_fields__)
     return WeightingSettings(**{k: v for k, v in saved.items() if k in known}), vae_on_all
@@ -67,7 +69,9 @@ def _resolve_output(run_dir: Path, out: str | os.PathLike | None, settings: Weig
         raise UserError(f"--out {target} is a folder; name a .csv file")
     in_run = target.resolve().parent == run_dir.resolve()
     if in_run and {target.name, settings_path(target).name} & PROTECTED_FILES:
-        raise UserError(f"--out {target} would replace a file of the run ({', '.join(sorted(PROTECTED_FILES))}); choose another name")
+        raise UserError(
+            f"--out {target} would replace a file of the run ({', '.join(sorted(PROTECTED_FILES))}); choose another name"
+        )
     if in_run and target.name == WEIGHTS and (out is None or not overwrite):
         raise UserError(f"refusing to replace the fit's {target}; pass --out naming it and --overwrite to do so")
     if target.exists() and not overwrite:
@@ -113,8 +117,11 @@ def recompute_weights(
     fit_settings, vae_on_all = _fit_settings(read_run_config(run_dir), config_path)
     if cap is not None and no_cap:
         raise UserError("pass either --cap or --no-cap, not both")
-    overrides = {k: v for k, v in {"alpha": alpha, "bins": bins, "combine": combine, "cap": cap, "strategy": strategy}.items()
-                 if v is not None}
+    overrides = {
+        k: v
+        for k, v in {"alpha": alpha, "bins": bins, "combine": combine, "cap": cap, "strategy": strategy}.items()
+        if v is not None
+    }
     if no_cap:
         overrides["cap"] = None
     settings = replace(fit_settings, **overrides)
@@ -157,10 +164,14 @@ def recompute_weights(
         except (ValueError, OSError) as exc:
             raise UserError(f"cannot read {early_path} ({exc}); the run folder is damaged") from None
         if early_probs.shape != (len(frame),) or not np.isfinite(early_probs).all():
-            raise UserError(f"{early_path} must hold one finite probability per weights.csv row; the run folder is damaged")
+            raise UserError(
+                f"{early_path} must hold one finite probability per weights.csv row; the run folder is damaged"
+            )
 
     target = _resolve_output(run_dir, out, settings, overwrite)
-    weights, score = training_weights(torch.from_numpy(latents), torch.from_numpy(labels), settings, vae_on_all, early_probs)
+    weights, score = training_weights(
+        torch.from_numpy(latents), torch.from_numpy(labels), settings, vae_on_all, early_probs
+    )
     write_weights(target, frame["sample_id"].to_numpy(), weights.numpy(), log_density=(-score).numpy(), labels=labels)
     result = {
         "path": str(target),

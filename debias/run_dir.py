@@ -47,7 +47,16 @@ def predictions_file(split: str) -> str:
 
 
 # What `debias fit` writes (EARLY_PROBS only for strategies that use errors).
-FIT_FILES = (CHECKPOINT, CONFIG, WEIGHTS, LATENTS, predictions_file("test"), predictions_file("valid"), HISTORY, EARLY_PROBS)
+FIT_FILES = (
+    CHECKPOINT,
+    CONFIG,
+    WEIGHTS,
+    LATENTS,
+    predictions_file("test"),
+    predictions_file("valid"),
+    HISTORY,
+    EARLY_PROBS,
+)
 # Files another command must never replace: everything a fit wrote but the weights, which
 # `debias weights --out RUN/weights.csv --overwrite` may replace on purpose.
 PROTECTED_FILES = frozenset(FIT_FILES) - {WEIGHTS}
@@ -85,7 +94,9 @@ def read_run_config(run_dir: str | os.PathLike) -> dict:
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); the run folder is damaged") from None
+        raise UserError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); the run folder is damaged"
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read {path} ({exc}); the run folder is damaged") from None
     if not isinstance(config, dict):

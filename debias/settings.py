@@ -55,7 +55,9 @@ class Setting:
 
 def setting(default=MISSING, flag: str | None = None, help: str = "", *, default_factory=MISSING, **meta):
     """A dataclass field with its Setting in the metadata (see the module docstring)."""
-    return dataclasses.field(default=default, default_factory=default_factory, metadata={"setting": Setting(flag, help, **meta)})
+    return dataclasses.field(
+        default=default, default_factory=default_factory, metadata={"setting": Setting(flag, help, **meta)}
+    )
 
 
 @dataclass(frozen=True)
@@ -183,4 +185,14 @@ def problems(obj) -> list[str]:
     return found
 
 
-__all__ = ["Declared", "Setting", "base_type", "declared", "problems", "replace_at", "setting", "value_at", "value_problems"]
+__all__ = [
+    "Declared",
+    "Setting",
+    "base_type",
+    "declared",
+    "problems",
+    "replace_at",
+    "setting",
+    "value_at",
+    "value_problems",
+]

@@ -8,7 +8,7 @@ feeds the histograms, and evaluation, so the latents describe exactly what train
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch

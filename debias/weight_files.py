@@ -53,9 +53,9 @@ def _as_id_array(ids, what: str) -> np.ndarray:
 class SampleWeights:
     """Per-sample weights keyed by sample id, as read from a weights.csv.
 
-        weights = SampleWeights.load("runs/x/weights.csv")
-        w = weights.align(my_ids)                       # numpy float64, in the order of my_ids
-        sampler = weights.to_sampler(my_ids, seed=0)    # for DataLoader(sampler=...)
+    weights = SampleWeights.load("runs/x/weights.csv")
+    w = weights.align(my_ids)                       # numpy float64, in the order of my_ids
+    sampler = weights.to_sampler(my_ids, seed=0)    # for DataLoader(sampler=...)
     """
 
     def __init__(self, sample_ids, weights, source: str = "<weights>"):
@@ -74,9 +74,9 @@ class SampleWeights:
     def load(cls, path: str | os.PathLike) -> SampleWeights:
         """Read and check a weights.csv; every problem is a UserError naming the file and an example row.
 
-            weights = SampleWeights.load("runs/x/weights.csv")
-            print(len(weights), weights.weights.mean())   # rows, 1.0 for files debias wrote
-            w = weights.to_sample_weight(ids)
+        weights = SampleWeights.load("runs/x/weights.csv")
+        print(len(weights), weights.weights.mean())   # rows, 1.0 for files debias wrote
+        w = weights.to_sample_weight(ids)
         """
         frame = read_weights_frame(path)
         return cls(frame["sample_id"].to_numpy(), frame["weight"].to_numpy(dtype=np.float64), source=str(path))
@@ -140,9 +140,9 @@ class SampleWeights:
     def to_sample_weight(self, ids, allow_extra: bool = False) -> np.ndarray:
         """Weights in the order of `ids`, for scikit-learn's `fit(X, y, sample_weight=...)` (mean 1).
 
-            w = weights.to_sample_weight(ids)
-            LogisticRegression().fit(X, y, sample_weight=w)
-            # rows of X, y and ids are the same samples in the same order
+        w = weights.to_sample_weight(ids)
+        LogisticRegression().fit(X, y, sample_weight=w)
+        # rows of X, y and ids are the same samples in the same order
         """
         return self.align(ids, allow_extra=allow_extra)
 
@@ -177,7 +177,9 @@ class SampleWeights:
             return WeightedRandomSampler(
                 torch.as_tensor(weights, dtype=torch.float64), total, replacement=True, generator=generator
             )
-        return DistributedWeightedSampler(weights, num_samples=num_samples, num_replicas=world_size, rank=rank, seed=seed)
+        return DistributedWeightedSampler(
+            weights, num_samples=num_samples, num_replicas=world_size, rank=rank, seed=seed
+        )
 
 
 class DistributedWeightedSampler(Sampler[int]):
@@ -213,8 +215,13 @@ class DistributedWeightedSampler(Sampler[int]):
         if num_replicas < 1 or not 0 <= rank < num_replicas:
             raise UserError(f"rank must be in [0, world_size), got rank={rank}, world_size={num_replicas}")
         self.weights = torch.as_tensor(np.asarray(weights, dtype=np.float64))
-        if self.weights.ndim != 1 or len(self.weights) == 0 or not torch.isfinite(self.weights).all() \
-                or (self.weights < 0).any() or self.weights.sum() <= 0:
+        if (
+            self.weights.ndim != 1
+            or len(self.weights) == 0
+            or not torch.isfinite(self.weights).all()
+            or (self.weights < 0).any()
+            or self.weights.sum() <= 0
+        ):
             raise UserError("weights must be a non-empty vector of finite non-negative numbers with a positive sum")
         requested = _check_num_samples(num_samples, len(self.weights))
         self.num_replicas, self.rank, self.seed, self.epoch = num_replicas, rank, seed, 0
@@ -260,9 +267,13 @@ def read_weights_frame(path: str | os.PathLike) -> pd.DataFrame:
         raise UserError(f"weights file {path} does not exist; `debias fit` writes RUN/weights.csv")
     try:
         # ids stay text exactly as written ("000001.jpg", "007"), never parsed as numbers or NaN
-        frame = pd.read_csv(path, dtype={"sample_id": str}, keep_default_na=False, na_values={"weight": ["", "nan", "NaN"]})
+        frame = pd.read_csv(
+            path, dtype={"sample_id": str}, keep_default_na=False, na_values={"weight": ["", "nan", "NaN"]}
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
-        raise UserError(f"cannot read {path} as CSV ({exc}); a weights file has a header row `sample_id,weight,...`") from None
+        raise UserError(
+            f"cannot read {path} as CSV ({exc}); a weights file has a header row `sample_id,weight,...`"
+        ) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise UserError(
@@ -291,7 +302,9 @@ def _check_rows(ids: np.ndarray, weights: np.ndarray, source: str) -> None:
         raise UserError(f"{source} holds no weights")
     empty = ids == ""
     if empty.any():
-        raise UserError(f"{source}: {int(empty.sum())} of {n} rows have an empty sample_id (first at row {int(np.argmax(empty)) + 1})")
+        raise UserError(
+            f"{source}: {int(empty.sum())} of {n} rows have an empty sample_id (first at row {int(np.argmax(empty)) + 1})"
+        )
     checks = (
         (np.isnan(weights), "a missing (NaN) weight"),
         (np.isinf(weights), "an infinite weight"),
@@ -299,19 +312,23 @@ def _check_rows(ids: np.ndarray, weights: np.ndarray, source: str) -> None:
     )
     for bad, problem in checks:
         if bad.any():
-            raise UserError(f"{source}: {int(bad.sum())} of {n} rows have {problem} (e.g. sample {ids[bad][0]!r}: {weights[bad][0]})")
+            raise UserError(
+                f"{source}: {int(bad.sum())} of {n} rows have {problem} (e.g. sample {ids[bad][0]!r}: {weights[bad][0]})"
+            )
     index = pd.Index(ids)
     if index.has_duplicates:
         dups = index[index.duplicated()].unique()
-        raise UserError(f"{source}: {len(dups)} sample ids appear more than once (e.g. {_examples(dups)}); each id needs one row")
+        raise UserError(
+            f"{source}: {len(dups)} sample ids appear more than once (e.g. {_examples(dups)}); each id needs one row"
+        )
 
 
 def write_weights(path: str | os.PathLike, sample_ids, weights, log_density=None, labels=None) -> Path:
     """Write a weights file atomically: columns sample_id, weight (+ log_density, label when given).
 
-        write_weights("runs/x/my-weights.csv", ids, w)
-        SampleWeights.load("runs/x/my-weights.csv").align(ids)   # round-trips
-        # the file is replaced in one step: readers never see half a file
+    write_weights("runs/x/my-weights.csv", ids, w)
+    SampleWeights.load("runs/x/my-weights.csv").align(ids)   # round-trips
+    # the file is replaced in one step: readers never see half a file
     """
     columns = {"sample_id": _as_id_array(sample_ids, "sample_ids"), "weight": np.asarray(weights, dtype=np.float64)}
     if log_density is not None:
@@ -326,9 +343,9 @@ def write_weights(path: str | os.PathLike, sample_ids, weights, log_density=None
 def load_weights(path: str | os.PathLike) -> SampleWeights:
     """Read and check a weights.csv (same as SampleWeights.load).
 
-        weights = load_weights("runs/x/weights.csv")
-        w = weights.align(ids)
-        sampler = weights.to_sampler(ids)
+    weights = load_weights("runs/x/weights.csv")
+    w = weights.align(ids)
+    sampler = weights.to_sampler(ids)
     """
     return SampleWeights.load(path)
 
@@ -336,9 +353,9 @@ def load_weights(path: str | os.PathLike) -> SampleWeights:
 def to_sampler(path: str | os.PathLike, ids, num_samples: int | None = None, seed: int = 0, **kwargs) -> Sampler[int]:
     """A weighted sampler over `ids` straight from a weights file (see SampleWeights.to_sampler).
 
-        sampler = to_sampler("runs/x/weights.csv", dataset.sample_ids)
-        loader = DataLoader(dataset, batch_size=64, sampler=sampler)
-        # DDP: to_sampler(path, ids, rank=rank, world_size=world_size)
+    sampler = to_sampler("runs/x/weights.csv", dataset.sample_ids)
+    loader = DataLoader(dataset, batch_size=64, sampler=sampler)
+    # DDP: to_sampler(path, ids, rank=rank, world_size=world_size)
     """
     return SampleWeights.load(path).to_sampler(ids, num_samples=num_samples, seed=seed, **kwargs)
 
@@ -346,14 +363,19 @@ def to_sampler(path: str | os.PathLike, ids, num_samples: int | None = None, see
 def to_sample_weight(path: str | os.PathLike, ids, allow_extra: bool = False) -> np.ndarray:
     """scikit-learn `sample_weight` for `ids` straight from a weights file (see SampleWeights.to_sample_weight).
 
-        w = to_sample_weight("runs/x/weights.csv", ids)
-        model.fit(X, y, sample_weight=w)
-        # w[i] is the weight of ids[i]
+    w = to_sample_weight("runs/x/weights.csv", ids)
+    model.fit(X, y, sample_weight=w)
+    # w[i] is the weight of ids[i]
     """
     return SampleWeights.load(path).to_sample_weight(ids, allow_extra=allow_extra)
 
 
 __all__ = [
-    "DistributedWeightedSampler", "SampleWeights", "load_weights", "read_weights_frame", "to_sample_weight",
-    "to_sampler", "write_weights",
+    "DistributedWeightedSampler",
+    "SampleWeights",
+    "load_weights",
+    "read_weights_frame",
+    "to_sample_weight",
+    "to_sampler",
+    "write_weights",
 ]

@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", help="a debias run folder: latents.npy + weights.csv")
     parser.add_argument("--embeddings", help=".npy [N, D], rows as in --table")
-    parser.add_argument("--table", help="CSV with sample_id, label (0/1) and optional group columns, one row per embedding")
+    parser.add_argument(
+        "--table", help="CSV with sample_id, label (0/1) and optional group columns, one row per embedding"
+    )
     parser.add_argument("--weights", help="weights.csv (default with --run: RUN/weights.csv)")
     parser.add_argument("--group", default=None, help="column of --table to report accuracy by")
     parser.add_argument("--test-size", type=float, default=0.3)

@@ -49,7 +49,9 @@ class CelebAFolder(Dataset):
     `ids` are the file names in the attribute file's order (the sample ids of a debias weights.csv).
     """
 
-    def __init__(self, root: str | Path, split: str, target: str, group: str, image_size: int, limit: int | None = None):
+    def __init__(
+        self, root: str | Path, split: str, target: str, group: str, image_size: int, limit: int | None = None
+    ):
         root = Path(root).expanduser()
         if not (root / "list_attr_celeba.txt").is_file() and (root / "celeba" / "list_attr_celeba.txt").is_file():
             root = root / "celeba"
@@ -118,7 +120,9 @@ def evaluate(model, loader, device) -> dict[tuple[int, int], tuple[int, int]]:
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, train, print test accuracy; a UserError becomes one message and exit code 2."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", required=True, help="CelebA folder (img_align_celeba/, list_attr_celeba.txt, list_eval_partition.txt)")
+    parser.add_argument(
+        "--root", required=True, help="CelebA folder (img_align_celeba/, list_attr_celeba.txt, list_eval_partition.txt)"
+    )
     parser.add_argument("--target", default="Blond_Hair", help="attribute to predict")
     parser.add_argument("--group", default="Male", help="attribute to report accuracy by")
     parser.add_argument("--weights", default=None, help="a debias weights.csv: draw training images by weight")
@@ -147,12 +151,16 @@ def run(args: argparse.Namespace) -> int:
         weights = SampleWeights.load(args.weights)
         sampler = weights.to_sampler(train.ids, seed=args.seed)
         w = weights.align(train.ids)
-        print(f"train sampler: weighted by {args.weights} ({len(w)} rows, ESS {w.sum() ** 2 / (len(w) * (w ** 2).sum()):.3f} of N)")
+        print(
+            f"train sampler: weighted by {args.weights} ({len(w)} rows, ESS {w.sum() ** 2 / (len(w) * (w**2).sum()):.3f} of N)"
+        )
     else:
         sampler = None
         print("train sampler: uniform (shuffle)")
     loader_options = dict(batch_size=args.batch_size, num_workers=args.workers, persistent_workers=args.workers > 0)
-    train_loader = DataLoader(train, sampler=sampler, shuffle=sampler is None, drop_last=len(train) > args.batch_size, **loader_options)
+    train_loader = DataLoader(
+        train, sampler=sampler, shuffle=sampler is None, drop_last=len(train) > args.batch_size, **loader_options
+    )
     test_loader = DataLoader(test, shuffle=False, **loader_options)
 
     model = small_cnn().to(device)
@@ -168,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
     for (label, group), (c, n) in cells.items():
         print(f"  {args.target}={label} {args.group}={group}: {c / n:.4f} ({n} images)")
     worst = min(cells.items(), key=lambda item: item[1][0] / item[1][1])
-    print(f"worst-group accuracy {worst[1][0] / worst[1][1]:.4f} ({args.target}={worst[0][0]} {args.group}={worst[0][1]})")
+    print(
+        f"worst-group accuracy {worst[1][0] / worst[1][1]:.4f} ({args.target}={worst[0][0]} {args.group}={worst[0][1]})"
+    )
     return 0
 
 

@@ -19,8 +19,23 @@ from debias.fit import FitConfig, run_fit
 from debias.fit.auto import choose, validation_figures, worst_class_accuracy
 from debias.weighting import WeightingSettings
 
-TINY = ["--data-option", "spurious=hat", "--limit", "96", "--epochs", "2", "--batch-size", "32", "--image-size", "16",
-        "--latent-dim", "4", "--device", "cpu", "--quiet"]
+TINY = [
+    "--data-option",
+    "spurious=hat",
+    "--limit",
+    "96",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--image-size",
+    "16",
+    "--latent-dim",
+    "4",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 def fit(*args):
@@ -68,8 +83,11 @@ def planted(monkeypatch):
 def test_selection_helpers():
     labels = np.array([1, 1, 1, 1, 0, 0])
     assert worst_class_accuracy(labels, np.array([1, 1, 1, 0, 0, 1])) == pytest.approx(0.5)
-    figures = {"a": {"worst_class_accuracy": 0.8, "accuracy": 0.8}, "b": {"worst_class_accuracy": 0.8, "accuracy": 0.9},
-               "c": {"worst_class_accuracy": 0.7, "accuracy": 0.99}}
+    figures = {
+        "a": {"worst_class_accuracy": 0.8, "accuracy": 0.8},
+        "b": {"worst_class_accuracy": 0.8, "accuracy": 0.9},
+        "c": {"worst_class_accuracy": 0.7, "accuracy": 0.99},
+    }
     assert choose(figures, "worst_class_accuracy") == "b"  # tie on the criterion: the higher accuracy
     assert choose({"x": figures["a"], "y": dict(figures["a"])}, "worst_class_accuracy") == "x"  # full tie: the first
     # An accuracy budget keeps out what loses more than it against the most accurate candidate (c, 0.99).
@@ -83,12 +101,28 @@ def test_selection_helpers():
 
 
 # errors is ~90% accurate, joint 70%: joint wins on worst group only when the budget lets it compete.
-@pytest.mark.parametrize("val_groups,budget,chosen", [(None, None, "errors"), ("hat", "100", "joint"), ("hat", None, "errors")])
+@pytest.mark.parametrize(
+    "val_groups,budget,chosen", [(None, None, "errors"), ("hat", "100", "joint"), ("hat", None, "errors")]
+)
 def test_auto_picks_what_the_planted_validation_set_favours(tmp_path, planted, val_groups, budget, chosen):
     out = tmp_path / "run"
-    extra = (["--val-groups", val_groups] if val_groups else []) + (["--auto-accuracy-budget", budget] if budget else [])
-    result = fit(*TINY, "--weighting", "auto", "--auto-strategies", "histogram,errors,joint", "--auto-epochs", "1", *extra,
-                 "--models", "uniform,dbvae", "--out", out)
+    extra = (["--val-groups", val_groups] if val_groups else []) + (
+        ["--auto-accuracy-budget", budget] if budget else []
+    )
+    result = fit(
+        *TINY,
+        "--weighting",
+        "auto",
+        "--auto-strategies",
+        "histogram,errors,joint",
+        "--auto-epochs",
+        "1",
+        *extra,
+        "--models",
+        "uniform,dbvae",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     assert planted == ["histogram", "errors", "joint"]
     config = json.loads((out / "config.json").read_text())
@@ -116,8 +150,19 @@ def test_auto_picks_what_the_planted_validation_set_favours(tmp_path, planted, v
 
 def test_auto_runs_real_candidates_end_to_end(tmp_path):
     out = tmp_path / "run"
-    result = fit(*TINY, "--weighting", "auto", "--auto-strategies", "histogram,errors+latent", "--auto-epochs", "1",
-                 "--models", "uniform,dbvae", "--out", out)
+    result = fit(
+        *TINY,
+        "--weighting",
+        "auto",
+        "--auto-strategies",
+        "histogram,errors+latent",
+        "--auto-epochs",
+        "1",
+        "--models",
+        "uniform,dbvae",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     selection = config["weighting_selection"]
@@ -158,8 +203,21 @@ def test_resume_after_the_choice_does_not_rerun_the_candidates(tmp_path, planted
         return real_run_epoch(self, epoch, bar)
 
     monkeypatch.setattr(debias.fit.trainer.Trainer, "run_epoch", interrupted)
-    args = [*TINY, "--weighting", "auto", "--auto-strategies", "histogram,errors,joint", "--auto-epochs", "1", "--val-groups", "hat",
-            "--auto-accuracy-budget", "100", "--models", "uniform,dbvae"]
+    args = [
+        *TINY,
+        "--weighting",
+        "auto",
+        "--auto-strategies",
+        "histogram,errors,joint",
+        "--auto-epochs",
+        "1",
+        "--val-groups",
+        "hat",
+        "--auto-accuracy-budget",
+        "100",
+        "--models",
+        "uniform,dbvae",
+    ]
     result = fit(*args, "--out", out)
     assert result.exit_code == 130, result.output
     ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
@@ -183,7 +241,12 @@ def test_auto_fit_equals_a_fit_with_the_chosen_strategy(tmp_path, planted):
     # The candidate phase restores the RNG, so the DB-VAE trains exactly as with --weighting CHOSEN.
     auto, direct = tmp_path / "auto", tmp_path / "direct"
     common = [*TINY, "--models", "uniform,dbvae"]
-    assert fit(*common, "--weighting", "auto", "--auto-strategies", "histogram,joint", "--auto-epochs", "1", "--out", auto).exit_code == 0
+    assert (
+        fit(
+            *common, "--weighting", "auto", "--auto-strategies", "histogram,joint", "--auto-epochs", "1", "--out", auto
+        ).exit_code
+        == 0
+    )
     assert json.loads((auto / "config.json").read_text())["weighting_strategy"] == "joint"
     assert fit(*common, "--weighting", "joint", "--out", direct).exit_code == 0
     pd.testing.assert_frame_equal(pd.read_csv(auto / "weights.csv"), pd.read_csv(direct / "weights.csv"))
@@ -194,12 +257,18 @@ def test_auto_fit_equals_a_fit_with_the_chosen_strategy(tmp_path, planted):
     [
         (["--val-groups", "hat"], "--val-groups only applies to --weighting auto"),
         (["--weighting", "auto", "--val-groups", "beard"], "no attribute beard"),
-        (["--weighting", "auto", "--auto-strategies", "histogram,bogus"], "--auto-strategies must be one of histogram, joint"),
+        (
+            ["--weighting", "auto", "--auto-strategies", "histogram,bogus"],
+            "--auto-strategies must be one of histogram, joint",
+        ),
         (["--weighting", "auto", "--auto-accuracy-budget", "-1"], "--auto-accuracy-budget must be >= 0, got -1"),
         (["--weighting", "auto", "--auto-accuracy-budget", "101"], "--auto-accuracy-budget must be <= 100, got 101"),
         (["--auto-accuracy-budget", "5"], "--auto-accuracy-budget only applies to --weighting auto"),
         (["--weighting", "errors", "--errors-epoch", "3"], "--errors-epoch 3 is after the last epoch"),
-        (["--weighting", "errors", "--errors-upweight", "0.5"], "--errors-upweight must be >= 1 (1 = no upweighting), got 0.5"),
+        (
+            ["--weighting", "errors", "--errors-upweight", "0.5"],
+            "--errors-upweight must be >= 1 (1 = no upweighting), got 0.5",
+        ),
         (["--data-option", "spurious"], "KEY=VALUE"),
         (["--data-option", "spurious=beard"], "spurious must be one of hat, dark"),
     ],
@@ -231,8 +300,16 @@ def test_errors_skip_an_early_classifier_worse_than_the_majority_class(tmp_path,
 
     monkeypatch.setattr(debias.fit.run, "sharded_predict", planted)
     out = tmp_path / "run"
-    config = FitConfig(data_options={"spurious": "hat", "limit": 96}, epochs=2, batch_size=32, image_size=16, latent_dim=4,
-                       device="cpu", models=("uniform",), weighting=WeightingSettings(strategy="errors"))
+    config = FitConfig(
+        data_options={"spurious": "hat", "limit": 96},
+        epochs=2,
+        batch_size=32,
+        image_size=16,
+        latent_dim=4,
+        device="cpu",
+        models=("uniform",),
+        weighting=WeightingSettings(strategy="errors"),
+    )
     result = run_fit(config, out=out, progress=False, dataset=dataset)
     assert calls == [1, 2]
     n = len(dataset.train)

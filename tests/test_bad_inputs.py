@@ -12,13 +12,28 @@ from click.testing import CliRunner
 from PIL import Image
 
 import debias.fit.trainer
-from debias.fit import FitConfig, validate
-from debias.weighting import WeightingSettings
 from debias.cli import main
 from debias.errors import UserError
+from debias.fit import FitConfig, validate
+from debias.weighting import WeightingSettings
 
-TINY = ["--limit", "48", "--epochs", "2", "--batch-size", "16", "--latent-dim", "4", "--image-size", "16",
-        "--models", "dbvae", "--device", "cpu", "--quiet"]
+TINY = [
+    "--limit",
+    "48",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--latent-dim",
+    "4",
+    "--image-size",
+    "16",
+    "--models",
+    "dbvae",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -38,20 +53,23 @@ def assert_one_message(result, *needles):
         assert needle in result.output, (needle, result.output)
 
 
-@pytest.mark.parametrize("args, needles", [
-    (["--alpha", "-1"], ["--alpha must be >= 0", "got -1"]),
-    (["--alpha", "nan"], ["--alpha must be a finite number"]),
-    (["--bins", "1"], ["--bins must be >= 2", "got 1"]),
-    (["--epochs", "-2"], ["--epochs must be >= 1", "got -2"]),
-    (["--epochs", "0"], ["--epochs must be >= 1"]),
-    (["--lr", "0"], ["--lr must be > 0"]),
-    (["--lr", "inf"], ["--lr must be a finite number"]),
-    (["--beta", "-0.5"], ["--beta must be >= 0"]),
-    (["--cap", "0.5"], ["--cap must be >= 1"]),
-    (["--batch-size", "1"], ["--batch-size must be >= 2"]),
-    (["--device", "tpu"], ["unknown device 'tpu'", "auto, cpu, cuda"]),
-    (["--device", "cuda:x"], ["unknown device"]),
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--alpha", "-1"], ["--alpha must be >= 0", "got -1"]),
+        (["--alpha", "nan"], ["--alpha must be a finite number"]),
+        (["--bins", "1"], ["--bins must be >= 2", "got 1"]),
+        (["--epochs", "-2"], ["--epochs must be >= 1", "got -2"]),
+        (["--epochs", "0"], ["--epochs must be >= 1"]),
+        (["--lr", "0"], ["--lr must be > 0"]),
+        (["--lr", "inf"], ["--lr must be a finite number"]),
+        (["--beta", "-0.5"], ["--beta must be >= 0"]),
+        (["--cap", "0.5"], ["--cap must be >= 1"]),
+        (["--batch-size", "1"], ["--batch-size must be >= 2"]),
+        (["--device", "tpu"], ["unknown device 'tpu'", "auto, cpu, cuda"]),
+        (["--device", "cuda:x"], ["unknown device"]),
+    ],
+)
 def test_bad_option_values(tmp_path, args, needles):
     out = tmp_path / "run"
     assert_one_message(invoke("fit", *TINY, *args, "--out", out), *needles)
@@ -83,7 +101,9 @@ def test_read_only_output_folder(tmp_path):
     parent.mkdir()
     parent.chmod(0o500)
     try:
-        assert_one_message(invoke("fit", *TINY, "--out", parent / "run"), "cannot write to output folder", "choose another --out")
+        assert_one_message(
+            invoke("fit", *TINY, "--out", parent / "run"), "cannot write to output folder", "choose another --out"
+        )
     finally:
         parent.chmod(0o700)
 
@@ -132,8 +152,14 @@ def test_nan_loss_stops_with_the_epoch_and_keeps_the_last_good_checkpoint(tmp_pa
     monkeypatch.setattr(debias.fit.trainer, "train_one_epoch", nan_in_second_epoch)
     out = tmp_path / "run"
     result = invoke("fit", *TINY, "--out", out)
-    assert_one_message(result, "the dbvae loss became nan in epoch 2 of 2", "lower --lr", "--beta", "--cap",
-                       "keeps the last good state: dbvae epoch 1 (of 2 each)")
+    assert_one_message(
+        result,
+        "the dbvae loss became nan in epoch 2 of 2",
+        "lower --lr",
+        "--beta",
+        "--cap",
+        "keeps the last good state: dbvae epoch 1 (of 2 each)",
+    )
     checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
     assert checkpoint["epochs_done"] == {"dbvae": 1} and not checkpoint["complete"]
     assert all(torch.isfinite(t).all() for t in checkpoint["models"]["dbvae"].values() if t.is_floating_point())
@@ -150,7 +176,9 @@ def make_weights_run(folder, ids):
     """What `debias weights` reads from a run folder, with the given sample ids in weights.csv."""
     folder.mkdir()
     n = len(ids)
-    pd.DataFrame({"sample_id": ids, "weight": 1.0, "log_density": 0.0, "label": np.arange(n) % 2}).to_csv(folder / "weights.csv", index=False)
+    pd.DataFrame({"sample_id": ids, "weight": 1.0, "log_density": 0.0, "label": np.arange(n) % 2}).to_csv(
+        folder / "weights.csv", index=False
+    )
     np.save(folder / "latents.npy", np.random.default_rng(0).normal(size=(n, 3)).astype(np.float32))
     config = {"format_version": 1, "settings": {"weighting": {"bins": 5}}, "dataset": {"vae_on_all": True}}
     (folder / "config.json").write_text(json.dumps(config))
@@ -170,8 +198,16 @@ def test_weights_file_with_a_missing_id(tmp_path):
 def make_unfinished_run(folder, format_version=1):
     """A run folder as a fit killed in its first epoch leaves it: config.json with status running."""
     folder.mkdir()
-    settings = FitConfig(data="synthfaces", data_options={"limit": 48}, epochs=2, batch_size=16,
-                                    latent_dim=4, image_size=16, models=("dbvae",), device="cpu").to_dict()
+    settings = FitConfig(
+        data="synthfaces",
+        data_options={"limit": 48},
+        epochs=2,
+        batch_size=16,
+        latent_dim=4,
+        image_size=16,
+        models=("dbvae",),
+        device="cpu",
+    ).to_dict()
     config = {"format_version": format_version, "debias_version": "9.9", "status": "running", "settings": settings}
     (folder / "config.json").write_text(json.dumps(config))
     return folder
@@ -195,15 +231,21 @@ def test_damaged_checkpoint(tmp_path):
     assert_one_message(invoke("fit", "--resume", run), "cannot read", "checkpoint.pt", "damaged")
 
 
-@pytest.mark.parametrize("args, needles", [
-    (["--epochs", "3"], ["--epochs 3 (the run has 2)", "Drop those options"]),
-    (["--alpha", "0.5", "--combine", "geometric"], ["--alpha 0.5 (the run has 0.001)", "--combine geometric (the run has max)"]),
-    (["--limit", "10"], ["--limit 10 (the run has 48)"]),
-    (["--cap", "3"], ["--cap 3 (the run has unset)"]),
-    (["--out", "elsewhere"], ["drop --out elsewhere"]),
-    (["--overwrite"], ["--overwrite cannot be combined with --resume"]),
-    (["--bins", "1"], ["--bins must be >= 2"]),
-])
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--epochs", "3"], ["--epochs 3 (the run has 2)", "Drop those options"]),
+        (
+            ["--alpha", "0.5", "--combine", "geometric"],
+            ["--alpha 0.5 (the run has 0.001)", "--combine geometric (the run has max)"],
+        ),
+        (["--limit", "10"], ["--limit 10 (the run has 48)"]),
+        (["--cap", "3"], ["--cap 3 (the run has unset)"]),
+        (["--out", "elsewhere"], ["drop --out elsewhere"]),
+        (["--overwrite"], ["--overwrite cannot be combined with --resume"]),
+        (["--bins", "1"], ["--bins must be >= 2"]),
+    ],
+)
 def test_resume_refuses_conflicting_settings(tmp_path, args, needles):
     run = make_unfinished_run(tmp_path / "run")
     assert_one_message(invoke("fit", "--resume", run, *args), *needles)

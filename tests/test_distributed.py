@@ -19,7 +19,6 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from click.testing import CliRunner
 
-import debias.fit.draws
 from debias.cli import main
 from debias.data import Dataset, ImageSplit, load_dataset
 from debias.distributed import SINGLE, DistContext, session, shard
@@ -34,11 +33,38 @@ from debias.weighting.histogram import histogram_log_weights
 from debias.weighting.sharded import sharded_training_weights
 
 WORLD = 2
-CONTRACT = ["weights.csv", "config.json", "checkpoint.pt", "latents.npy", "predictions_test.csv",
-            "predictions_valid.csv", "history.csv"]
+CONTRACT = [
+    "weights.csv",
+    "config.json",
+    "checkpoint.pt",
+    "latents.npy",
+    "predictions_test.csv",
+    "predictions_valid.csv",
+    "history.csv",
+]
 # --eval-batch-size 32 splits the 160 training images into 5 encoding batches: 3 for rank 0, 2 for rank 1.
-FIT_ARGS = ["fit", "--data", "synthfaces", "--limit", "160", "--epochs", "2", "--batch-size", "32", "--latent-dim", "8",
-            "--image-size", "32", "--eval-batch-size", "32", "--models", "uniform,dbvae,sampler", "--device", "cpu", "--quiet"]
+FIT_ARGS = [
+    "fit",
+    "--data",
+    "synthfaces",
+    "--limit",
+    "160",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--latent-dim",
+    "8",
+    "--image-size",
+    "32",
+    "--eval-batch-size",
+    "32",
+    "--models",
+    "uniform,dbvae,sampler",
+    "--device",
+    "cpu",
+    "--quiet",
+]
 
 
 def _free_port() -> int:
@@ -59,6 +85,7 @@ def _run_ranks(worker, args: tuple, timeout: float = 240.0) -> None:
 
 
 # ---------------------------------------------------------------- weights from latent matrices
+
 
 def latent_case(n: int, dims: int, seed: int):
     """Latents with values exactly on bin edges, a constant dimension, the extremes in different shards; labels; early probs."""
@@ -97,7 +124,9 @@ def tiny_dataset(n: int = 96, size: int = 32) -> Dataset:
     return Dataset("tiny", split("train"), split("valid"), split("test"), ["g"], vae_on_all=True, target="label")
 
 
-MODEL_CONFIG = FitConfig(latent_dim=8, image_size=32, eval_batch_size=16, weighting=WeightingSettings(combine="geometric"))
+MODEL_CONFIG = FitConfig(
+    latent_dim=8, image_size=32, eval_batch_size=16, weighting=WeightingSettings(combine="geometric")
+)
 
 
 def _weights_worker(rank: int, init_file: str, out: str) -> None:
@@ -178,10 +207,12 @@ def test_single_context_collectives_are_identities():
 
 # ---------------------------------------------------------------- a whole fit over two processes
 
+
 def _fit_worker(rank: int, port: int, out: str, logs: str) -> None:
     """One rank of `torchrun --nproc_per_node 2 -m debias fit ...`, recording what it writes and prints."""
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1",
-                      MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(WORLD), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)
+    )
     torch.set_num_threads(1)
     logs = Path(logs)
     os.chdir(logs)  # a stray default run folder (runs/...) would appear here
@@ -255,8 +286,15 @@ def test_two_process_fit_draws_its_first_epoch_by_the_single_process_weights(dis
     Later epochs may differ: gradients are averaged over the ranks in another floating-point order
     and batch norm sees each rank's half of the batch."""
     _, logs = distributed_fit
-    config = FitConfig(data="synthfaces", data_options={"limit": 160}, epochs=2, batch_size=32, latent_dim=8,
-                       image_size=32, eval_batch_size=32)
+    config = FitConfig(
+        data="synthfaces",
+        data_options={"limit": 160},
+        epochs=2,
+        batch_size=32,
+        latent_dim=8,
+        image_size=32,
+        eval_batch_size=32,
+    )
     dataset = load_dataset("synthfaces", image_size=32, limit=160)
     torch.manual_seed(0)
     draw = DensityDraw("dbvae", dataset, config, torch.device("cpu"), SINGLE)
@@ -267,6 +305,7 @@ def test_two_process_fit_draws_its_first_epoch_by_the_single_process_weights(dis
 
 
 # ---------------------------------------------------------------- settings checked before training
+
 
 def test_batch_size_must_split_over_the_processes():
     config = FitConfig(batch_size=30)
@@ -283,8 +322,27 @@ def test_batch_size_must_split_over_the_processes():
 
 # ---------------------------------------------------------------- --compile
 
-TINY_COMPILE = ["fit", "--data", "synthfaces", "--limit", "64", "--epochs", "1", "--batch-size", "32", "--latent-dim", "8",
-                "--image-size", "32", "--models", "dbvae", "--device", "cpu", "--quiet", "--compile"]
+TINY_COMPILE = [
+    "fit",
+    "--data",
+    "synthfaces",
+    "--limit",
+    "64",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "32",
+    "--latent-dim",
+    "8",
+    "--image-size",
+    "32",
+    "--models",
+    "dbvae",
+    "--device",
+    "cpu",
+    "--quiet",
+    "--compile",
+]
 
 
 @pytest.fixture

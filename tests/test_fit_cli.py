@@ -25,8 +25,15 @@ def run_dir(tmp_path_factory):
 
 
 def test_writes_every_file_of_the_contract(run_dir):
-    for name in ["weights.csv", "config.json", "checkpoint.pt", "latents.npy", "predictions_test.csv",
-                 "predictions_valid.csv", "history.csv"]:
+    for name in [
+        "weights.csv",
+        "config.json",
+        "checkpoint.pt",
+        "latents.npy",
+        "predictions_test.csv",
+        "predictions_valid.csv",
+        "history.csv",
+    ]:
         assert (run_dir / name).is_file(), name
     assert not list(run_dir.glob(".*.tmp")), "no temporary files left behind"
 
@@ -70,7 +77,9 @@ def test_history_and_config(run_dir):
     oracle = history[history["model"] == "oracle"]
     assert (oracle["ess"] < 0.9).all()
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["settings"]["epochs"] == 2 and config["settings"]["weighting"]["combine"] == WeightingSettings().combine
+    assert (
+        config["settings"]["epochs"] == 2 and config["settings"]["weighting"]["combine"] == WeightingSettings().combine
+    )
 
 
 def test_checkpoint_loads_with_weights_only(run_dir):
@@ -97,9 +106,14 @@ def test_refuses_existing_output_folder_without_overwrite(run_dir):
 
 
 def test_bad_option_values_give_one_message(tmp_path):
-    for args, needle in [(["--alpha", "-1"], "alpha"), (["--bins", "1"], "bins"), (["--epochs", "0"], "epochs"),
-                         (["--device", "tpu"], "device"), (["--image-size", "40"], "image-size"),
-                         (["--models", "uniform,bogus"], "bogus")]:
+    for args, needle in [
+        (["--alpha", "-1"], "alpha"),
+        (["--bins", "1"], "bins"),
+        (["--epochs", "0"], "epochs"),
+        (["--device", "tpu"], "device"),
+        (["--image-size", "40"], "image-size"),
+        (["--models", "uniform,bogus"], "bogus"),
+    ]:
         result = CliRunner().invoke(main, ["fit", *SYNTH, *TINY, *args, "--out", str(tmp_path / needle)])
         assert result.exit_code != 0, args
         assert needle in result.output and "Traceback" not in result.output

@@ -26,11 +26,15 @@ def make_run(folder, vae_on_all=False, settings=FIT_SETTINGS):
     labels = np.arange(N) % 2
     weights, score = training_weights(torch.from_numpy(latents), torch.from_numpy(labels), settings, vae_on_all)
     ids = [f"img-{i:04d}" for i in range(N)]
-    pd.DataFrame({"sample_id": ids, "weight": weights.numpy(), "log_density": (-score).numpy(), "label": labels}).to_csv(
-        folder / "weights.csv", index=False
-    )
+    pd.DataFrame(
+        {"sample_id": ids, "weight": weights.numpy(), "log_density": (-score).numpy(), "label": labels}
+    ).to_csv(folder / "weights.csv", index=False)
     np.save(folder / "latents.npy", latents)
-    config = {"format_version": 1, "settings": {"weighting": settings.to_dict()}, "dataset": {"vae_on_all": vae_on_all, "name": "fake"}}
+    config = {
+        "format_version": 1,
+        "settings": {"weighting": settings.to_dict()},
+        "dataset": {"vae_on_all": vae_on_all, "name": "fake"},
+    }
     (folder / "config.json").write_text(json.dumps(config))
     return folder
 

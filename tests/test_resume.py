@@ -20,10 +20,32 @@ from debias.cli import main
 from debias.weighting import WeightingSettings
 
 # --device cpu: the comparison with the uninterrupted fit needs deterministic kernels.
-ARGS = ["--limit", "120", "--epochs", "3", "--image-size", "32", "--latent-dim", "8", "--batch-size", "32",
-        "--models", "uniform,dbvae", "--device", "cpu", "--quiet"]
-CONTRACT = ["weights.csv", "config.json", "checkpoint.pt", "latents.npy", "predictions_test.csv",
-            "predictions_valid.csv", "history.csv"]
+ARGS = [
+    "--limit",
+    "120",
+    "--epochs",
+    "3",
+    "--image-size",
+    "32",
+    "--latent-dim",
+    "8",
+    "--batch-size",
+    "32",
+    "--models",
+    "uniform,dbvae",
+    "--device",
+    "cpu",
+    "--quiet",
+]
+CONTRACT = [
+    "weights.csv",
+    "config.json",
+    "checkpoint.pt",
+    "latents.npy",
+    "predictions_test.csv",
+    "predictions_valid.csv",
+    "history.csv",
+]
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -55,16 +77,25 @@ def assert_full_contract(run: Path, reference: Path):
     for name in ("weights.csv", "predictions_test.csv"):
         got, want = pd.read_csv(run / name), pd.read_csv(reference / name)
         pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-6)
-    pd.testing.assert_frame_equal(history.drop(columns="seconds"), pd.read_csv(reference / "history.csv").drop(columns="seconds"),
-                                  check_exact=False, rtol=1e-6)
+    pd.testing.assert_frame_equal(
+        history.drop(columns="seconds"),
+        pd.read_csv(reference / "history.csv").drop(columns="seconds"),
+        check_exact=False,
+        rtol=1e-6,
+    )
     np.testing.assert_allclose(np.load(run / "latents.npy"), np.load(reference / "latents.npy"), rtol=1e-6)
 
 
 def test_sigkill_after_the_first_epoch_then_resume(tmp_path, reference):
     out = tmp_path / "run"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
-    process = subprocess.Popen([sys.executable, "-m", "debias", "fit", *ARGS, "--out", str(out)], cwd=tmp_path, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "debias", "fit", *ARGS, "--out", str(out)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.monotonic() + 300
     try:
         # checkpoint.pt appears (by rename, so complete) when the first epoch has finished.

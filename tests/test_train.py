@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from debias.models import DBVAE, DBVAELoss
-from debias.models import to_model_input
+from debias.models import DBVAE, DBVAELoss, to_model_input
 from debias.train import encode_all, iterate_batches, predict_proba, train_one_epoch
 
 

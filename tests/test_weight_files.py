@@ -8,7 +8,12 @@ from torch.utils.data import WeightedRandomSampler
 
 from debias.errors import UserError
 from debias.weight_files import (
-    DistributedWeightedSampler, SampleWeights, load_weights, to_sample_weight, to_sampler, write_weights,
+    DistributedWeightedSampler,
+    SampleWeights,
+    load_weights,
+    to_sample_weight,
+    to_sampler,
+    write_weights,
 )
 
 N = 40
@@ -24,7 +29,9 @@ def weights_for(ids):
 @pytest.fixture
 def weights_csv(tmp_path):
     path = tmp_path / "weights.csv"
-    pd.DataFrame({"sample_id": IDS, "weight": weights_for(IDS), "log_density": 0.0, "label": 1}).to_csv(path, index=False)
+    pd.DataFrame({"sample_id": IDS, "weight": weights_for(IDS), "log_density": 0.0, "label": 1}).to_csv(
+        path, index=False
+    )
     return path
 
 

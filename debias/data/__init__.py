@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from debias.data.base import SPLITS, Dataset, ImageSplit
 from debias.data.options import OPTION_FLAGS, check_options
@@ -55,10 +55,18 @@ def load_dataset(name: str, **options) -> Dataset:
 
     path = Path(name).expanduser()
     if name.lower().endswith(".csv") or path.is_file():
-        check_options(options, manifest.load_manifest, f"a CSV manifest ({name})", manifest.MANIFEST_NOT_TAKEN, ("path",))
+        check_options(
+            options, manifest.load_manifest, f"a CSV manifest ({name})", manifest.MANIFEST_NOT_TAKEN, ("path",)
+        )
         return manifest.load_manifest(path, **options)
     if path.is_dir():
-        check_options(options, manifest.load_image_folder, f"a class-folder dataset ({name})", manifest.FOLDER_NOT_TAKEN, ("path",))
+        check_options(
+            options,
+            manifest.load_image_folder,
+            f"a class-folder dataset ({name})",
+            manifest.FOLDER_NOT_TAKEN,
+            ("path",),
+        )
         return manifest.load_image_folder(path, **options)
     raise UserError(
         f"unknown dataset {name!r}: not one of {', '.join(sorted(_REGISTRY))}, nor an existing CSV manifest "
@@ -68,8 +76,10 @@ def load_dataset(name: str, **options) -> Dataset:
 
 def _import_builtin() -> None:
     # Imported lazily so that `import debias.data` stays cheap and free of cycles.
-    from debias.data import synthfaces  # noqa: F401
-    from debias.data import celeba  # noqa: F401
+    from debias.data import (
+        celeba,  # noqa: F401
+        synthfaces,  # noqa: F401
+    )
 
 
 __all__ = ["OPTION_FLAGS", "SPLITS", "Dataset", "ImageSplit", "available", "load_dataset", "register"]

@@ -49,7 +49,7 @@ class ImageSplit:
         """Side length in pixels (images are square)."""
         return int(self.images.shape[1])
 
-    def subset(self, index: np.ndarray) -> "ImageSplit":
+    def subset(self, index: np.ndarray) -> ImageSplit:
         """The rows at `index` (copies the selected images into memory)."""
         index = np.asarray(index)
         return ImageSplit(

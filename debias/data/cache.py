@@ -115,7 +115,9 @@ def cached_images(
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UserError(f"cannot create the cache directory {directory}: {error}. Pass --cache-dir or set DEBIAS_CACHE.")
+        raise UserError(
+            f"cannot create the cache directory {directory}: {error}. Pass --cache-dir or set DEBIAS_CACHE."
+        ) from None
     _remove_abandoned_partials(directory, stem)
     _check_free_space(directory, int(np.prod(shape)))
 
@@ -157,7 +159,9 @@ def cached_images(
         for leftover in directory.glob(f"{stem}.json.partial-{os.getpid()}-*"):
             leftover.unlink(missing_ok=True)
         if isinstance(error, OSError):
-            raise UserError(f"could not write the image cache in {directory}: {error}. Pass --cache-dir or set DEBIAS_CACHE.") from error
+            raise UserError(
+                f"could not write the image cache in {directory}: {error}. Pass --cache-dir or set DEBIAS_CACHE."
+            ) from error
         raise
 
     cached = _open_complete(array_path, index_path, key, shape)
@@ -169,7 +173,11 @@ def cached_images(
 def _open_complete(array_path: Path, index_path: Path, key: str, shape: tuple[int, ...]) -> np.memmap | None:
     try:
         index = json.loads(index_path.read_text())
-        if index.get("format") != CACHE_FORMAT_VERSION or index.get("key") != key or tuple(index.get("shape", ())) != shape:
+        if (
+            index.get("format") != CACHE_FORMAT_VERSION
+            or index.get("key") != key
+            or tuple(index.get("shape", ())) != shape
+        ):
             return None
         array = np.load(array_path, mmap_mode="r")
     except (OSError, ValueError):

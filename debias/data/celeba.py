@@ -101,7 +101,9 @@ def load_celeba(
 def find_celeba_root(root: str | Path | None) -> Path:
     """The directory holding CelebA's files: `root` itself or `root/celeba`; UserError when neither does."""
     if root is None or str(root).strip() == "":
-        raise UserError("CelebA needs --root DIR, the folder holding img_align_celeba/ and list_attr_celeba.txt. " + README_HINT)
+        raise UserError(
+            "CelebA needs --root DIR, the folder holding img_align_celeba/ and list_attr_celeba.txt. " + README_HINT
+        )
     root = Path(root).expanduser()
     if not root.is_dir():
         raise UserError(f"CelebA root {root} does not exist (or is not a folder). " + README_HINT)
@@ -131,9 +133,13 @@ def read_attributes(path: Path) -> pd.DataFrame:
             f"attribute names (got {count_line[:40]!r}). " + README_HINT
         )
     try:
-        table = pd.read_csv(path, sep=r"\s+", skiprows=2, header=None, names=["file", *names], index_col="file", dtype={"file": str})
+        table = pd.read_csv(
+            path, sep=r"\s+", skiprows=2, header=None, names=["file", *names], index_col="file", dtype={"file": str}
+        )
     except (pd.errors.ParserError, ValueError) as error:
-        raise UserError(f"cannot parse {path}: {error}. Each line must be a file name and {len(names)} values of -1 or 1.") from error
+        raise UserError(
+            f"cannot parse {path}: {error}. Each line must be a file name and {len(names)} values of -1 or 1."
+        ) from error
     values = table.to_numpy()
     if table.isna().to_numpy().any() or not np.isin(values, (-1, 1)).all():
         bad = table.index[~np.isin(values, (-1, 1)).all(axis=1)][0]
@@ -150,11 +156,11 @@ def read_attributes(path: Path) -> pd.DataFrame:
 def read_partition(path: Path) -> pd.Series:
     """list_eval_partition.txt as a Series file name -> "train" / "valid" / "test" (from 0 / 1 / 2)."""
     if not path.is_file():
-        raise UserError(
-            f"missing partition file {path} (lines `file 0|1|2` for train/valid/test). " + README_HINT
-        )
+        raise UserError(f"missing partition file {path} (lines `file 0|1|2` for train/valid/test). " + README_HINT)
     try:
-        table = pd.read_csv(path, sep=r"\s+", header=None, names=["file", "code"], index_col="file", dtype={"file": str})
+        table = pd.read_csv(
+            path, sep=r"\s+", header=None, names=["file", "code"], index_col="file", dtype={"file": str}
+        )
     except (pd.errors.ParserError, ValueError) as error:
         raise UserError(f"cannot parse {path}: {error}. Each line must be a file name and 0, 1 or 2.") from error
     codes = pd.to_numeric(table["code"], errors="coerce")
@@ -168,7 +174,10 @@ def read_partition(path: Path) -> pd.Series:
 def _join(attributes: pd.DataFrame, partition: pd.Series) -> pd.DataFrame:
     only_attr = attributes.index.difference(partition.index)
     only_part = partition.index.difference(attributes.index)
-    for missing, present_in, absent_from in ((only_attr, ATTR_FILE, PARTITION_FILE), (only_part, PARTITION_FILE, ATTR_FILE)):
+    for missing, present_in, absent_from in (
+        (only_attr, ATTR_FILE, PARTITION_FILE),
+        (only_part, PARTITION_FILE, ATTR_FILE),
+    ):
         if len(missing):
             raise UserError(
                 f"{len(missing)} images are listed in {present_in} but not in {absent_from} (e.g. {missing[0]}): "

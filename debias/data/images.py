@@ -11,7 +11,9 @@ from torchvision.transforms.v2 import functional as F
 
 # torchvision 0.29 warns on every decode that TorchCodec will take over image I/O; pyproject pins
 # torchvision <= 0.29.1 and Pillow is the fallback below, so the per-image warning is only noise.
-warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning)
+warnings.filterwarnings(
+    "ignore", message="The image decoding and encoding capabilities of TorchVision", category=DeprecationWarning
+)
 
 
 class ImageDecodeError(Exception):

@@ -16,7 +16,12 @@ def describe_datasets() -> str:
     """Every registered dataset with its description and an example, then the manifest and folder forms."""
     lines = ["Datasets (--data NAME):", ""]
     for name, description in sorted(available().items()):
-        lines += [f"  {name}", f"      {description}", f"      e.g. {EXAMPLES.get(name, f'debias fit --data {name}')}", ""]
+        lines += [
+            f"  {name}",
+            f"      {description}",
+            f"      e.g. {EXAMPLES.get(name, f'debias fit --data {name}')}",
+            "",
+        ]
     lines += [
         "  PATH.csv   a manifest of your own images",
         "      columns: path (relative to the CSV's folder, or absolute), label (0/1 or two names),",

@@ -92,7 +92,9 @@ def load_manifest(
         split = seeded_split(labels, seed)
         split_source = f"seeded stratified 70/15/15 (seed {seed})"
 
-    table = pd.DataFrame({"file": [str(f) for f in files], "sample_id": sample_ids, "label": labels, "split": np.asarray(split)})
+    table = pd.DataFrame(
+        {"file": [str(f) for f in files], "sample_id": sample_ids, "label": labels, "split": np.asarray(split)}
+    )
     table = table.join(frame[extra].reset_index(drop=True))
     return assemble_dataset(
         name=f"manifest:{csv_path.name}",
@@ -107,9 +109,15 @@ def load_manifest(
         workers=workers,
         progress=progress,
         key_parts=(f"manifest-{csv_path.stem}", str(csv_path.resolve())),
-        info={"manifest": str(csv_path.resolve()), "label_mapping": mapping, "split_source": split_source, "groups": group_names},
+        info={
+            "manifest": str(csv_path.resolve()),
+            "label_mapping": mapping,
+            "split_source": split_source,
+            "groups": group_names,
+        },
         empty_split_hint=(
-            "Give each split some rows in the `split` column." if "split" in frame.columns
+            "Give each split some rows in the `split` column."
+            if "split" in frame.columns
             else "The manifest has too few images for a 70/15/15 split; list more, or add a `split` column."
         ),
     )
@@ -149,7 +157,9 @@ def load_image_folder(
     try:
         classes, class_to_idx = find_classes(str(root))
     except FileNotFoundError as error:
-        raise UserError(f"{root} has no class subfolders ({error}). Put the images of each class in its own subfolder.") from error
+        raise UserError(
+            f"{root} has no class subfolders ({error}). Put the images of each class in its own subfolder."
+        ) from error
     if len(classes) != 2:
         raise UserError(
             f"{root} has {len(classes)} class subfolder(s) ({', '.join(classes)}); debias needs exactly two "
@@ -158,7 +168,9 @@ def load_image_folder(
     try:
         samples = make_dataset(str(root), class_to_idx, extensions=IMG_EXTENSIONS)
     except FileNotFoundError as error:
-        raise UserError(f"{error} (under {root}); each class folder needs images ending in {', '.join(IMG_EXTENSIONS)}.") from error
+        raise UserError(
+            f"{error} (under {root}); each class folder needs images ending in {', '.join(IMG_EXTENSIONS)}."
+        ) from error
     files = [Path(p) for p, _ in samples]
     labels = np.array([label for _, label in samples], dtype=np.int64)
     table = pd.DataFrame(
@@ -184,7 +196,11 @@ def load_image_folder(
         workers=workers,
         progress=progress,
         key_parts=(f"folder-{root.name}", str(root.resolve())),
-        info={"folder": str(root.resolve()), "label_mapping": mapping, "split_source": f"seeded stratified 70/15/15 (seed {seed})"},
+        info={
+            "folder": str(root.resolve()),
+            "label_mapping": mapping,
+            "split_source": f"seeded stratified 70/15/15 (seed {seed})",
+        },
         empty_split_hint="The folder has too few images for a 70/15/15 split; add images, or use a manifest with a `split` column.",
     )
 
@@ -244,4 +260,6 @@ def _require_no_blanks(frame: pd.DataFrame, columns: list[str], csv_path: Path) 
 def _require_unique(ids: list[str], source: str, column: str) -> None:
     seen = pd.Index(ids)
     if seen.has_duplicates:
-        raise UserError(f"{source} lists {seen[seen.duplicated()][0]!r} more than once in `{column}`; each image once, please.")
+        raise UserError(
+            f"{source} lists {seen[seen.duplicated()][0]!r} more than once in `{column}`; each image once, please."
+        )

@@ -16,6 +16,7 @@ from debias.data.columns import closest
 from debias.errors import UserError
 from debias.settings import declared, setting
 
+
 @dataclass(frozen=True)
 class DataFlags:
     """The loader options that have a flag of their own on `debias fit`; every other is `--data-option NAME=VALUE`.
@@ -26,13 +27,20 @@ class DataFlags:
 
     root: str | None = setting(None, "--root", "Folder holding the dataset files (CelebA).")
     target: str | None = setting(None, "--target", "Attribute to predict (CelebA; default Blond_Hair).")
-    groups: str | None = setting(None, "--groups", "Comma-separated attributes used only for evaluation (CelebA "
-                                 "default: Male).")
+    groups: str | None = setting(
+        None, "--groups", "Comma-separated attributes used only for evaluation (CelebA default: Male)."
+    )
     limit: int | None = setting(None, "--limit", "Use only the first N images of each split.", low=1)
-    cache_dir: str | None = setting(None, "--cache-dir", "Decoded-image cache (default $DEBIAS_CACHE or "
-                                    "~/.cache/debias).", runtime=True)
-    workers: int | None = setting(None, "--workers", "Image-decoding processes for the first pass (default: CPU "
-                                  "count, at most 8).", runtime=True, low=0)
+    cache_dir: str | None = setting(
+        None, "--cache-dir", "Decoded-image cache (default $DEBIAS_CACHE or ~/.cache/debias).", runtime=True
+    )
+    workers: int | None = setting(
+        None,
+        "--workers",
+        "Image-decoding processes for the first pass (default: CPU count, at most 8).",
+        runtime=True,
+        low=0,
+    )
 
 
 # Loader option -> the `debias fit` flag that sets it (image_size is a setting of the fit itself).

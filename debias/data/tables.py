@@ -70,7 +70,9 @@ def assemble_dataset(
         if limit is not None:
             rows = rows.head(limit)
         if rows.empty:
-            raise UserError(f"the {split} split of {name} has no images.{(' ' + empty_split_hint) if empty_split_hint else ''}")
+            raise UserError(
+                f"the {split} split of {name} has no images.{(' ' + empty_split_hint) if empty_split_hint else ''}"
+            )
         parts.append(rows)
     ordered = pd.concat(parts, ignore_index=True)
     all_images = cached_images(

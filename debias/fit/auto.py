@@ -44,8 +44,12 @@ def worst_class_accuracy(labels: np.ndarray, pred: np.ndarray) -> float:
     return float(min((pred[labels == c] == c).mean() for c in np.unique(labels)))
 
 
-def validation_figures(labels: np.ndarray, probs: np.ndarray, attributes: pd.DataFrame | None = None,
-                       val_groups: list[str] | tuple[str, ...] = ()) -> dict:
+def validation_figures(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    attributes: pd.DataFrame | None = None,
+    val_groups: list[str] | tuple[str, ...] = (),
+) -> dict:
     """accuracy, worst_class_accuracy and (with val_groups) worst_group_accuracy / worst_group of predictions."""
     labels = np.asarray(labels)
     pred = (np.asarray(probs) >= 0.5).astype(np.int64)
@@ -76,8 +80,15 @@ def choose(candidates: dict[str, dict], criterion: str, accuracy_budget: float |
     return best
 
 
-def train_candidate(strategy: str, dataset: Dataset, config: FitConfig, device: torch.device,
-                    early_probs: np.ndarray | None, progress: bool, ctx: DistContext = SINGLE) -> tuple[np.ndarray, dict]:
+def train_candidate(
+    strategy: str,
+    dataset: Dataset,
+    config: FitConfig,
+    device: torch.device,
+    early_probs: np.ndarray | None,
+    progress: bool,
+    ctx: DistContext = SINGLE,
+) -> tuple[np.ndarray, dict]:
     """One short run of `--weighting auto`: a fresh DB-VAE trained `config.auto_epochs` epochs with
     `strategy`'s weights, as the fit's DB-VAE would be. Returns its P(label = 1) on the validation
     split and the weight_summary of the last weights it drew by."""
@@ -90,8 +101,14 @@ def train_candidate(strategy: str, dataset: Dataset, config: FitConfig, device: 
     return probs, weight_summary(draw.weights)
 
 
-def select_strategy(dataset: Dataset, config: FitConfig, device: torch.device, early_probs: np.ndarray | None,
-                    progress: bool, ctx: DistContext = SINGLE) -> dict:
+def select_strategy(
+    dataset: Dataset,
+    config: FitConfig,
+    device: torch.device,
+    early_probs: np.ndarray | None,
+    progress: bool,
+    ctx: DistContext = SINGLE,
+) -> dict:
     """Run every candidate strategy briefly and choose by validation figures (debias.selection).
 
     Returns the record written to config.json as "weighting_selection": criterion, val_groups,
@@ -113,11 +130,13 @@ def select_strategy(dataset: Dataset, config: FitConfig, device: torch.device, e
     torch.set_rng_state(rng)
     if cuda_rng is not None:
         torch.cuda.set_rng_state_all(cuda_rng)
-    return ctx.broadcast_object({
-        "criterion": criterion,
-        "val_groups": list(config.val_groups),
-        "epochs": config.auto_epochs,
-        "accuracy_budget": config.auto_accuracy_budget,
-        "chosen": choose(candidates, criterion, config.auto_accuracy_budget / 100),
-        "candidates": candidates,
-    })
+    return ctx.broadcast_object(
+        {
+            "criterion": criterion,
+            "val_groups": list(config.val_groups),
+            "epochs": config.auto_epochs,
+            "accuracy_budget": config.auto_accuracy_budget,
+            "chosen": choose(candidates, criterion, config.auto_accuracy_budget / 100),
+            "candidates": candidates,
+        }
+    )

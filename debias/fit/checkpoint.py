@@ -74,8 +74,14 @@ def describe_progress(epochs_done: dict[str, int], epochs: int) -> str:
     return ", ".join(parts) + f" (of {epochs} each)" if parts else "no finished epoch"
 
 
-def checkpoint_state(config: FitConfig, trainers: dict[str, Trainer], progress: Progress, fingerprint: str,
-                     seconds: float, complete: bool) -> dict:
+def checkpoint_state(
+    config: FitConfig,
+    trainers: dict[str, Trainer],
+    progress: Progress,
+    fingerprint: str,
+    seconds: float,
+    complete: bool,
+) -> dict:
     """The contents of checkpoint.pt: tensors and plain types only, so torch.load(weights_only=True) reads it.
 
     format_version  RUN_FORMAT_VERSION of debias.run_dir
@@ -131,9 +137,13 @@ def load_checkpoint(path: str | Path) -> dict:
     if not isinstance(state, dict):
         raise UserError(f"{path} is not a debias checkpoint; start a new fit with --out NEW_FOLDER")
     check_format_version(state.get("format_version"), path, state.get("debias_version"))
-    missing = [k for k in ("settings", "dataset", "epochs_done", "models", "optimizers", "history", "rng") if k not in state]
+    missing = [
+        k for k in ("settings", "dataset", "epochs_done", "models", "optimizers", "history", "rng") if k not in state
+    ]
     if missing:
-        raise UserError(f"{path} lacks {', '.join(missing)}; it cannot be resumed. Start a new fit with --out NEW_FOLDER")
+        raise UserError(
+            f"{path} lacks {', '.join(missing)}; it cannot be resumed. Start a new fit with --out NEW_FOLDER"
+        )
     return state
 
 
@@ -170,13 +180,3 @@ def dataset_fingerprint(dataset: Dataset) -> str:
         rows = np.unique(np.linspace(0, len(split) - 1, num=min(FINGERPRINT_IMAGES, len(split))).astype(np.int64))
         digest.update(np.ascontiguousarray(split.images[rows]).tobytes())
     return digest.hexdigest()[:20]
-
-
-def _epoch_span(done: int) -> str:
-    return "epoch 1" if done == 1 else f"epochs 1-{done}"
-
-
-def describe_progress(epochs_done: dict[str, int], epochs: int) -> str:
-    """'uniform epochs 1-3, dbvae epoch 1 (of 3 each)' from a checkpoint's epochs_done."""
-    parts = [f"{name} {_epoch_span(done)}" for name, done in epochs_done.items() if done > 0]
-    return ", ".join(parts) + f" (of {epochs} each)" if parts else "no finished epoch"

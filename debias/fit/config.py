@@ -30,50 +30,100 @@ class FitConfig:
     `--limit`, `--data-option KEY=VALUE`, and the runtime-only `--cache-dir`, `--workers`).
     """
 
-    data: str = setting("synthfaces", "--data", "Dataset: synthfaces, celeba, a manifest .csv or a class-folder "
-                        "directory (see `debias datasets`).")
+    data: str = setting(
+        "synthfaces",
+        "--data",
+        "Dataset: synthfaces, celeba, a manifest .csv or a class-folder directory (see `debias datasets`).",
+    )
     data_options: dict = field(default_factory=dict)
     epochs: int = setting(4, "--epochs", "Passes over the training split, for every model.", low=1)
-    batch_size: int = setting(128, "--batch-size", "Training images per step (all processes together under torchrun).",
-                              low=2, why="batch norm needs two samples")
-    learning_rate: float = setting(1e-3, "--lr", "Adam learning rate, annealed over the epochs by a cosine.", low=0,
-                                   low_open=True)
+    batch_size: int = setting(
+        128,
+        "--batch-size",
+        "Training images per step (all processes together under torchrun).",
+        low=2,
+        why="batch norm needs two samples",
+    )
+    learning_rate: float = setting(
+        1e-3, "--lr", "Adam learning rate, annealed over the epochs by a cosine.", low=0, low_open=True
+    )
     latent_dim: int = setting(100, "--latent-dim", "Dimensions of the DB-VAE's latent space.", low=1)
     # KL weight relative to the mean-absolute reconstruction error. Measured on synthfaces
     # (BENCHMARKS.md): at the lab code's 0.0005 the latent spreads over every dimension and the
     # rare faces barely stand out in the histograms; at 0.01 the uninformative dimensions settle
     # on the prior and the histograms of the rest upweight all three rare subgroups.
-    beta: float = setting(0.01, "--beta", "Weight of the KL term against the mean absolute reconstruction error.", low=0)
-    image_size: int = setting(64, "--image-size", "Side in pixels of the square images the models see.", low=16,
-                              multiple_of=16, why="four stride-2 stages")
-    width: int = setting(16, "--width", "Channels of the first convolution; each of the four stages doubles them.", low=1)
+    beta: float = setting(
+        0.01, "--beta", "Weight of the KL term against the mean absolute reconstruction error.", low=0
+    )
+    image_size: int = setting(
+        64,
+        "--image-size",
+        "Side in pixels of the square images the models see.",
+        low=16,
+        multiple_of=16,
+        why="four stride-2 stages",
+    )
+    width: int = setting(
+        16, "--width", "Channels of the first convolution; each of the four stages doubles them.", low=1
+    )
     weighting: WeightingSettings = field(default_factory=WeightingSettings)
     seed: int = setting(0, "--seed", "Seed of the models' initialisation and of every epoch's draw.", low=0)
-    device: str = setting("auto", "--device", "auto, cpu, cuda or cuda:N (under torchrun: each process its own GPU).",
-                          runtime=True)
+    device: str = setting(
+        "auto", "--device", "auto, cpu, cuda or cuda:N (under torchrun: each process its own GPU).", runtime=True
+    )
     amp: bool = setting(True, "--amp/--no-amp", "bf16 autocast on CUDA (no effect on a CPU).", runtime=True)
     # Models trained besides the DB-VAE (always trained): see debias.fit.draws for each one.
-    models: tuple[str, ...] = setting(MODELS, "--models", "Models to train (dbvae always): uniform baseline, sampler (a "
-                                      "plain loop over weights.csv), oracle (balances the true groups).", choices=MODELS)
+    models: tuple[str, ...] = setting(
+        MODELS,
+        "--models",
+        "Models to train (dbvae always): uniform baseline, sampler (a "
+        "plain loop over weights.csv), oracle (balances the true groups).",
+        choices=MODELS,
+    )
     # None: the dataset's own choice.
-    vae_on: str | None = setting(None, "--vae-on", "Train the VAE terms on every image (all are faces) or on positives "
-                                 "only (face detection). Default: the dataset's.", choices=("all", "positives"))
-    eval_batch_size: int = setting(512, "--eval-batch-size", "Images per batch when encoding and predicting (a memory "
-                                   "setting; training batches are --batch-size).", runtime=True, low=1)
+    vae_on: str | None = setting(
+        None,
+        "--vae-on",
+        "Train the VAE terms on every image (all are faces) or on positives "
+        "only (face detection). Default: the dataset's.",
+        choices=("all", "positives"),
+    )
+    eval_batch_size: int = setting(
+        512,
+        "--eval-batch-size",
+        "Images per batch when encoding and predicting (a memory setting; training batches are --batch-size).",
+        runtime=True,
+        low=1,
+    )
     # Two epochs per candidate: enough for the weights to have moved the model (the first epoch of
     # a DB-VAE draws by the weights of an untrained encoder).
-    auto_strategies: tuple[str, ...] = setting((), "--auto-strategies", "auto: strategies to try (default: "
-                                               + ",".join(DEFAULT_CANDIDATES) + ").", choices=_strategies)
+    auto_strategies: tuple[str, ...] = setting(
+        (),
+        "--auto-strategies",
+        "auto: strategies to try (default: " + ",".join(DEFAULT_CANDIDATES) + ").",
+        choices=_strategies,
+    )
     auto_epochs: int = setting(2, "--auto-epochs", "auto: epochs of each candidate's short run.", low=1)
-    val_groups: tuple[str, ...] = setting((), "--val-groups", "auto: choose by worst-group accuracy over these "
-                                          "attributes of the validation split (never used for training).",
-                                          metavar="ATTR[,ATTR]")
-    auto_accuracy_budget: float = setting(2.0, "--auto-accuracy-budget", "auto: points of validation accuracy a "
-                                          "candidate may lose against the most accurate one and still be chosen.",
-                                          low=0, high=100)
+    val_groups: tuple[str, ...] = setting(
+        (),
+        "--val-groups",
+        "auto: choose by worst-group accuracy over these attributes of the validation split (never used for training).",
+        metavar="ATTR[,ATTR]",
+    )
+    auto_accuracy_budget: float = setting(
+        2.0,
+        "--auto-accuracy-budget",
+        "auto: points of validation accuracy a candidate may lose against the most accurate one and still be chosen.",
+        low=0,
+        high=100,
+    )
     # Off by default: compiling costs about 30 s per model on a CPU, more than a small fit trains.
-    compile: bool = setting(False, "--compile", "Train through torch.compile (needs a C++ compiler on a CPU; costs a "
-                            "compilation per model).", runtime=True)
+    compile: bool = setting(
+        False,
+        "--compile",
+        "Train through torch.compile (needs a C++ compiler on a CPU; costs a compilation per model).",
+        runtime=True,
+    )
 
     def __post_init__(self) -> None:
         # The DB-VAE is always trained; listing models in MODELS order makes equal sets compare equal.
@@ -130,7 +180,11 @@ def validate(config: FitConfig, world_size: int = 1) -> None:
     settings. `world_size`: the processes of a torchrun launch, among which the batch is split.
     """
     found = problems(config)
-    if world_size > 1 and config.batch_size >= 2 and (config.batch_size % world_size or config.batch_size // world_size < 2):
+    if (
+        world_size > 1
+        and config.batch_size >= 2
+        and (config.batch_size % world_size or config.batch_size // world_size < 2)
+    ):
         found.append(
             f"--batch-size {config.batch_size} is the batch of all {world_size} processes together: it must be a "
             f"multiple of {world_size} with at least 2 per process (batch norm); use e.g. "
@@ -140,10 +194,17 @@ def validate(config: FitConfig, world_size: int = 1) -> None:
         for item in declared(FitConfig):
             if item.name.startswith("auto_") or item.name == "val_groups":
                 if value_at(config, item.path) != value_at(_DEFAULTS, item.path):
-                    found.append(f"{item.setting.flag} only applies to --weighting auto (it chooses the strategy); "
-                                 "drop it or add --weighting auto")
+                    found.append(
+                        f"{item.setting.flag} only applies to --weighting auto (it chooses the strategy); "
+                        "drop it or add --weighting auto"
+                    )
     errors_epoch = config.weighting.errors_epoch
-    if config.uses_errors and isinstance(errors_epoch, int) and isinstance(config.epochs, int) and errors_epoch > config.epochs:
+    if (
+        config.uses_errors
+        and isinstance(errors_epoch, int)
+        and isinstance(config.epochs, int)
+        and errors_epoch > config.epochs
+    ):
         found.append(
             f"--errors-epoch {errors_epoch} is after the last epoch ({config.epochs}) of the uniform baseline whose "
             "errors it reads; lower it or raise --epochs"

@@ -38,13 +38,17 @@ def _rank_device(name: str, ctx: DistContext) -> torch.device:
         return torch.device("cpu")
     if name not in ("auto", "cuda"):
         if re.fullmatch(r"cuda:\d+", name):
-            raise UserError(f"--device {name} cannot be used under torchrun, where each process takes the GPU of its "
-                            "LOCAL_RANK; use --device cuda (or auto)")
+            raise UserError(
+                f"--device {name} cannot be used under torchrun, where each process takes the GPU of its "
+                "LOCAL_RANK; use --device cuda (or auto)"
+            )
         raise UserError(f"unknown device {name!r}; use --device auto, cpu or cuda")
     if not torch.cuda.is_available():
         raise UserError(f"--device {name} was requested but no CUDA GPU is available; use --device cpu or auto")
     count = torch.cuda.device_count()
     if ctx.local_rank >= count:
-        raise UserError(f"torchrun started more processes on this machine than it has GPUs ({count}): process "
-                        f"{ctx.local_rank} has none. Pass --nproc_per_node {count} or less")
+        raise UserError(
+            f"torchrun started more processes on this machine than it has GPUs ({count}): process "
+            f"{ctx.local_rank} has none. Pass --nproc_per_node {count} or less"
+        )
     return torch.device("cuda", ctx.local_rank)

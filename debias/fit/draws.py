@@ -69,6 +69,7 @@ class UniformDraw(Draw):
     """Every training row once per epoch, in random order."""
 
     def indices(self, epoch: int, generator: torch.Generator, row: dict) -> torch.Tensor:
+        """A permutation of the training rows."""
         return uniform_indices(len(self.dataset.train), generator)
 
 
@@ -89,6 +90,7 @@ class GroupBalancedDraw(Draw):
         self.weights = group_balanced_weights(self.dataset)
 
     def indices(self, epoch: int, generator: torch.Generator, row: dict) -> torch.Tensor:
+        """As many rows as the split holds, drawn with replacement by the group-balanced weights."""
         row.update(weight_summary(self.weights))
         return weighted_indices(self.weights, len(self.dataset.train), generator)
 
@@ -132,7 +134,8 @@ class DensityDraw(Draw):
         if ctx.any(not bool(torch.isfinite(local).all())):
             raise NonFiniteLoss(f"the {self.name} model's latent means are not finite")
         self.weights, score, latents = sharded_training_weights(
-            local, torch.tensor(train.labels), rows, self.weighting, self.dataset.vae_on_all, ctx, self.early_probs)
+            local, torch.tensor(train.labels), rows, self.weighting, self.dataset.vae_on_all, ctx, self.early_probs
+        )
         if latents is None and keep_latents:
             latents = ctx.all_gather_rows(local)
         self.latents = latents
@@ -140,6 +143,7 @@ class DensityDraw(Draw):
         return weight_summary(self.weights)
 
     def indices(self, epoch: int, generator: torch.Generator, row: dict) -> torch.Tensor:
+        """As many rows as the split holds, drawn by the weights of the model as it is at the epoch's start."""
         row.update(self.refresh(keep_latents=False))
         return weighted_indices(self.weights, len(self.dataset.train), generator)
 
@@ -161,15 +165,27 @@ class FileDraw(Draw):
         return self._aligned
 
     def batches(self, epoch: int, row: dict) -> Batches:
+        """A DataLoader over the training split whose sampler draws by the file's weights."""
         train, ctx, seed = self.dataset.train, self.ctx, self.config.seed * 1000 + epoch
         if ctx.distributed:
-            sampler = DistributedWeightedSampler(self._weights_for_ddp(), num_replicas=ctx.world_size, rank=ctx.rank, seed=seed)
+            sampler = DistributedWeightedSampler(
+                self._weights_for_ddp(), num_replicas=ctx.world_size, rank=ctx.rank, seed=seed
+            )
         else:
             sampler = SampleWeights.load(self.weights_file).to_sampler(train.sample_ids, seed=seed)
-        return torch.utils.data.DataLoader(UInt8ImageDataset(train.images, train.labels), batch_size=self.batch_size,
-                                           sampler=sampler, pin_memory=self.device.type == "cuda")
+        return torch.utils.data.DataLoader(
+            UInt8ImageDataset(train.images, train.labels),
+            batch_size=self.batch_size,
+            sampler=sampler,
+            pin_memory=self.device.type == "cuda",
+        )
 
 
 # Model name -> how it draws; the order is the order models train in and fixes each one's stream.
-DRAWS: dict[str, type[Draw]] = {"uniform": UniformDraw, "dbvae": DensityDraw, "sampler": FileDraw, "oracle": GroupBalancedDraw}
+DRAWS: dict[str, type[Draw]] = {
+    "uniform": UniformDraw,
+    "dbvae": DensityDraw,
+    "sampler": FileDraw,
+    "oracle": GroupBalancedDraw,
+}
 MODELS = tuple(DRAWS)

@@ -12,8 +12,9 @@ from debias.groups import accuracy_by_group, group_labels
 from debias.train import predict_proba
 
 
-def sharded_predict(model, images: np.ndarray, batch_size: int, device: torch.device, amp: bool,
-                    ctx: DistContext = SINGLE) -> np.ndarray:
+def sharded_predict(
+    model, images: np.ndarray, batch_size: int, device: torch.device, amp: bool, ctx: DistContext = SINGLE
+) -> np.ndarray:
     """predict_proba over every image; under DDP each rank predicts its share and all ranks get every row.
 
     Shares are whole batches of `batch_size`, so each rank runs batches a single process would
@@ -29,8 +30,15 @@ def sharded_predict(model, images: np.ndarray, batch_size: int, device: torch.de
     return ctx.all_gather_rows(local.to(device)).cpu().numpy()
 
 
-def evaluate(model, split: ImageSplit, dataset: Dataset, batch_size: int, device: torch.device, amp: bool,
-             ctx: DistContext = SINGLE) -> tuple[np.ndarray, dict]:
+def evaluate(
+    model,
+    split: ImageSplit,
+    dataset: Dataset,
+    batch_size: int,
+    device: torch.device,
+    amp: bool,
+    ctx: DistContext = SINGLE,
+) -> tuple[np.ndarray, dict]:
     """(P(label = 1) per row, accuracy_by_group over the dataset's groups crossed with the label)."""
     prob = sharded_predict(model, split.images, batch_size, device, amp, ctx)
     pred = (prob >= 0.5).astype(np.int64)
@@ -43,7 +51,13 @@ def predictions_frame(split: ImageSplit, probs: dict[str, np.ndarray]) -> pd.Dat
     frames = []
     for model_name, prob in probs.items():
         frame = pd.DataFrame(
-            {"model": model_name, "sample_id": split.sample_ids, "label": split.labels, "prob": prob, "pred": (prob >= 0.5).astype(int)}
+            {
+                "model": model_name,
+                "sample_id": split.sample_ids,
+                "label": split.labels,
+                "prob": prob,
+                "pred": (prob >= 0.5).astype(int),
+            }
         )
         frames.append(pd.concat([frame, split.attributes.add_prefix("attr_")], axis=1))
     return pd.concat(frames, ignore_index=True)

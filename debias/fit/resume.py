@@ -70,15 +70,20 @@ def resumed_config(saved: FitConfig, given: FitConfig | None, explicit: set[str]
     """The saved settings, with the runtime settings (and runtime data options) the user gave explicitly."""
     if given is None:
         return saved
-    runtime = {item.path: value_at(given, item.path) for item in declared(FitConfig)
-               if item.setting.runtime and item.name in explicit}
+    runtime = {
+        item.path: value_at(given, item.path)
+        for item in declared(FitConfig)
+        if item.setting.runtime and item.name in explicit
+    }
     options = dict(saved.data_options)
     if "data_options" in explicit:
         options.update({k: v for k, v in given.data_options.items() if k in RUNTIME_OPTIONS})
     return replace(replace_at(saved, runtime), data_options=options)
 
 
-def resume_fit(run_dir: str | Path, given: FitConfig | None = None, explicit: Iterable[str] = (), progress: bool = True) -> dict:
+def resume_fit(
+    run_dir: str | Path, given: FitConfig | None = None, explicit: Iterable[str] = (), progress: bool = True
+) -> dict:
     """Continue the fit in `run_dir` from its last checkpoint with its saved settings; return the results.
 
         result = resume_fit("runs/x")                               # what `debias fit --resume runs/x` does
@@ -109,13 +114,17 @@ def resume_fit(run_dir: str | Path, given: FitConfig | None = None, explicit: It
             io.remove_stale_temporaries(run_dir)  # left by a writer that was killed mid-write
 
         ctx.on_main(prepare)
-        return Fit(run_dir, config, device, progress, ctx=ctx, checkpoint=checkpoint, created=created, resumed=True).run()
+        return Fit(
+            run_dir, config, device, progress, ctx=ctx, checkpoint=checkpoint, created=created, resumed=True
+        ).run()
 
 
 def _read_resumable(run_dir: Path, given: FitConfig | None, explicit: set[str], ctx: DistContext):
     """(summary of a finished run, None, None, None, None), or (None, config, device, checkpoint, created) to resume."""
     if not run_dir.exists():
-        raise UserError(f"run folder {run_dir} does not exist, so there is nothing to resume; start a fit with `debias fit --out {run_dir}`")
+        raise UserError(
+            f"run folder {run_dir} does not exist, so there is nothing to resume; start a fit with `debias fit --out {run_dir}`"
+        )
     if not run_dir.is_dir():
         raise UserError(f"--resume {run_dir} is a file; pass the run folder of an interrupted `debias fit`")
     if given is not None:

@@ -46,8 +46,19 @@ from debias.fit.draws import DRAWS, MODELS, DensityDraw, FileDraw
 from debias.fit.errors import CompileFailed, FitInterrupted, NonFiniteLoss
 from debias.fit.evaluation import evaluate, predictions_frame, sharded_predict
 from debias.fit.trainer import Trainer
-from debias.run_dir import (CHECKPOINT, CONFIG, EARLY_PROBS, FIT_FILES, HISTORY, LATENTS, REPORT_FILES, RUN_FORMAT_VERSION,
-                            WEIGHTS, predictions_file, prepare_run_dir)
+from debias.run_dir import (
+    CHECKPOINT,
+    CONFIG,
+    EARLY_PROBS,
+    FIT_FILES,
+    HISTORY,
+    LATENTS,
+    REPORT_FILES,
+    RUN_FORMAT_VERSION,
+    WEIGHTS,
+    predictions_file,
+    prepare_run_dir,
+)
 from debias.weight_files import write_weights
 from debias.weighting import AUTO, WeightingSettings
 from debias.weighting.errors import early_error_rates
@@ -81,8 +92,17 @@ class Fit:
     Under DDP every rank runs it; only rank 0 (ctx.is_main) writes the run folder and shows progress.
     """
 
-    def __init__(self, run_dir: Path, config: FitConfig, device: torch.device, progress: bool, ctx: DistContext = SINGLE,
-                 checkpoint: dict | None = None, created: str | None = None, resumed: bool = False):
+    def __init__(
+        self,
+        run_dir: Path,
+        config: FitConfig,
+        device: torch.device,
+        progress: bool,
+        ctx: DistContext = SINGLE,
+        checkpoint: dict | None = None,
+        created: str | None = None,
+        resumed: bool = False,
+    ):
         self.run_dir, self.config, self.device, self.ctx = run_dir, config, device, ctx
         self.progress = progress and ctx.is_main
         self.checkpoint = checkpoint
@@ -108,12 +128,14 @@ class Fit:
         except NonFiniteLoss as exc:
             c = self.config
             # Every rank meets it at the same step (losses are averaged over the ranks, parameters are equal).
-            raise self.ctx.shared_error(UserError(
-                f"{exc}; training stopped. {self._kept()} Hint: lower --lr (now {c.learning_rate:g}) or --beta "
-                f"(now {c.beta:g}), or cap the weights with --cap, and start a new fit (--out NEW_FOLDER)."
-            )) from None
+            raise self.ctx.shared_error(
+                UserError(
+                    f"{exc}; training stopped. {self._kept()} Hint: lower --lr (now {c.learning_rate:g}) or --beta "
+                    f"(now {c.beta:g}), or cap the weights with --cap, and start a new fit (--out NEW_FOLDER)."
+                )
+            ) from None
         except CompileFailed as exc:
-            raise self.ctx.shared_error(exc)
+            raise self.ctx.shared_error(exc) from None
         except OSError as exc:
             if exc.filename is None or self.run_dir.resolve() not in Path(exc.filename).resolve().parents:
                 raise
@@ -140,7 +162,9 @@ class Fit:
     def _checked_dataset(self, dataset: Dataset | None) -> Dataset:
         config = self.config
         if dataset is None:
-            dataset = load_dataset(config.data, image_size=config.image_size, progress=self.progress, **config.data_options)
+            dataset = load_dataset(
+                config.data, image_size=config.image_size, progress=self.progress, **config.data_options
+            )
         check_dataset(dataset, config)
         if config.vae_on is not None:
             dataset.vae_on_all = config.vae_on == "all"
@@ -187,8 +211,12 @@ class Fit:
             self.trainers[name].train(self.progress, self.state.done[name] + 1, self._after_epoch)
 
     def _after_epoch(self, name: str, epoch: int, row: dict) -> None:
-        if name == "uniform" and self.config.uses_errors and self.state.early_probs is None \
-                and epoch >= self.config.weighting.errors_epoch:
+        if (
+            name == "uniform"
+            and self.config.uses_errors
+            and self.state.early_probs is None
+            and epoch >= self.config.weighting.errors_epoch
+        ):
             self._take_early_errors(epoch)
         self.state.history.append(row)
         self.state.done[name] = epoch
@@ -202,7 +230,9 @@ class Fit:
         majority class (see early_error_rates); the last epoch's if none does, flagged in config.json.
         """
         trainer, train = self.trainers["uniform"], self.dataset.train
-        probs = sharded_predict(trainer.model, train.images, self.config.eval_batch_size, self.device, trainer.amp, self.ctx)
+        probs = sharded_predict(
+            trainer.model, train.images, self.config.eval_batch_size, self.device, trainer.amp, self.ctx
+        )
         rates = early_error_rates(probs, train.labels)
         if rates["informative"] or epoch == self.config.epochs:
             self.state.early_probs = probs
@@ -216,8 +246,9 @@ class Fit:
                 "start a new fit with --out NEW_FOLDER"
             )
         if self.config.weighting.strategy == AUTO and self.state.selection is None:
-            self.state.selection = select_strategy(self.dataset, self.config, self.device, self.state.early_probs,
-                                                   self.progress, self.ctx)
+            self.state.selection = select_strategy(
+                self.dataset, self.config, self.device, self.state.early_probs, self.progress, self.ctx
+            )
             self._save_checkpoint()
             if self.ctx.is_main:
                 io.write_json(self.run_dir / CONFIG, self._config_record(status="running"))
@@ -239,8 +270,13 @@ class Fit:
         final = draw.refresh()
         if self.ctx.is_main:
             train = self.dataset.train
-            write_weights(self.run_dir / WEIGHTS, train.sample_ids, draw.weights.cpu().numpy(),
-                          log_density=draw.log_density.cpu().numpy(), labels=train.labels)
+            write_weights(
+                self.run_dir / WEIGHTS,
+                train.sample_ids,
+                draw.weights.cpu().numpy(),
+                log_density=draw.log_density.cpu().numpy(),
+                labels=train.labels,
+            )
             io.write_npy(self.run_dir / LATENTS, draw.latents.cpu().numpy().astype(np.float32))
             if self.state.early_probs is not None:
                 io.write_npy(self.run_dir / EARLY_PROBS, np.asarray(self.state.early_probs, dtype=np.float64))
@@ -254,7 +290,8 @@ class Fit:
             probs = {}
             for name, trainer in self.trainers.items():
                 probs[name], results.setdefault(split_name, {})[name] = evaluate(
-                    trainer.model, split, self.dataset, self.config.eval_batch_size, self.device, trainer.amp, self.ctx)
+                    trainer.model, split, self.dataset, self.config.eval_batch_size, self.device, trainer.amp, self.ctx
+                )
             if self.ctx.is_main:
                 io.write_csv(self.run_dir / predictions_file(split_name), predictions_frame(split, probs))
         if self.ctx.is_main:
@@ -265,8 +302,12 @@ class Fit:
     def _finish(self, final_weights: dict[str, float], results: dict) -> dict:
         self._save_checkpoint(complete=True)
         summary = self._config_record(status="complete")
-        summary.update(weighting_strategy=self.trainers["dbvae"].draw.weighting.strategy, final_weights=final_weights,
-                       results=results, seconds=self._seconds())
+        summary.update(
+            weighting_strategy=self.trainers["dbvae"].draw.weighting.strategy,
+            final_weights=final_weights,
+            results=results,
+            seconds=self._seconds(),
+        )
         if self.ctx.is_main:
             io.write_json(self.run_dir / CONFIG, summary)  # last: a config.json with results means the run is complete
         summary["run_dir"] = str(self.run_dir)
@@ -305,7 +346,9 @@ class Fit:
 
     def _save_checkpoint(self, complete: bool = False) -> None:
         if self.ctx.is_main:
-            state = checkpoint_state(self.config, self.trainers, self.state, self.fingerprint, self._seconds(), complete)
+            state = checkpoint_state(
+                self.config, self.trainers, self.state, self.fingerprint, self._seconds(), complete
+            )
             io.write_torch(self.run_dir / CHECKPOINT, state)
         self.saved_done = dict(self.state.done)
 
@@ -327,8 +370,13 @@ class Fit:
         return f"{kept} Continue with: debias fit --resume {self.run_dir}"
 
 
-def run_fit(config: FitConfig, out: str | Path | None = None, overwrite: bool = False, progress: bool = True,
-            dataset: Dataset | None = None) -> dict:
+def run_fit(
+    config: FitConfig,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    dataset: Dataset | None = None,
+) -> dict:
     """Train the uniform baseline, the DB-VAE and the other models; write the run directory; return the results.
 
         result = run_fit(FitConfig(epochs=2), out="runs/x")
@@ -344,6 +392,7 @@ def run_fit(config: FitConfig, out: str | Path | None = None, overwrite: bool = 
     the same results.
     """
     with session() as ctx:
+
         def checked_device() -> torch.device:
             validate(config, ctx.world_size)
             return resolve_device(config.device, ctx)

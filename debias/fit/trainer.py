@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from debias.fit.draws import Draw
 from debias.fit.errors import CompileFailed, NonFiniteLoss, is_compile_error
 from debias.fit.evaluation import evaluate
-from debias.models import DBVAE, DBVAELoss, Classifier, classifier_loss
+from debias.models import DBVAE, Classifier, DBVAELoss, classifier_loss
 from debias.train import train_one_epoch
 
 
@@ -42,7 +42,13 @@ class Trainer:
 
     def __init__(self, draw: Draw, label: str | None = None):
         self.draw = draw
-        self.name, self.dataset, self.config, self.device, self.ctx = draw.name, draw.dataset, draw.config, draw.device, draw.ctx
+        self.name, self.dataset, self.config, self.device, self.ctx = (
+            draw.name,
+            draw.dataset,
+            draw.config,
+            draw.device,
+            draw.ctx,
+        )
         config, device = self.config, self.device
         self.label = label or self.name
         self.amp = config.amp and device.type == "cuda"
@@ -61,7 +67,9 @@ class Trainer:
         # are reachable and state_dict keys carry no "module." or "_orig_mod." prefix.
         self.train_model: torch.nn.Module = self.model
         if self.ctx.distributed:
-            self.train_model = DistributedDataParallel(self.model, device_ids=[device.index] if device.type == "cuda" else None)
+            self.train_model = DistributedDataParallel(
+                self.model, device_ids=[device.index] if device.type == "cuda" else None
+            )
         if config.compile:
             self.train_model = torch.compile(self.train_model)
 
@@ -71,7 +79,9 @@ class Trainer:
 
     def _train_epoch(self, batches, bar) -> dict[str, float]:
         try:
-            terms = train_one_epoch(self.train_model, self.criterion, self.optimizer, batches, self.device, self.amp, bar)
+            terms = train_one_epoch(
+                self.train_model, self.criterion, self.optimizer, batches, self.device, self.amp, bar
+            )
         except Exception as exc:
             if self.config.compile and is_compile_error(exc):
                 detail = (str(exc).strip().splitlines() or [""])[0][:300]
@@ -102,14 +112,20 @@ class Trainer:
             raise NonFiniteLoss(f"the {self.name} loss became {terms['total']} in epoch {epoch} of {config.epochs}")
         self.ctx.broadcast_buffers(self.model)
         if not _finite_state(self.model):
-            raise NonFiniteLoss(f"the {self.name} model's parameters became NaN or infinite in epoch {epoch} of {config.epochs}")
+            raise NonFiniteLoss(
+                f"the {self.name} model's parameters became NaN or infinite in epoch {epoch} of {config.epochs}"
+            )
         row.update({f"train_{k}": v for k, v in terms.items()})
-        _, valid = evaluate(self.model, self.dataset.valid, self.dataset, config.eval_batch_size, self.device, self.amp, self.ctx)
+        _, valid = evaluate(
+            self.model, self.dataset.valid, self.dataset, config.eval_batch_size, self.device, self.amp, self.ctx
+        )
         row.update(valid_accuracy=valid["accuracy"], valid_worst_group_accuracy=valid["worst_group_accuracy"])
         row["seconds"] = time.perf_counter() - start
         return row
 
-    def train(self, progress: bool, first_epoch: int = 1, after_epoch: Callable[[str, int, dict], None] | None = None) -> list[dict]:
+    def train(
+        self, progress: bool, first_epoch: int = 1, after_epoch: Callable[[str, int, dict], None] | None = None
+    ) -> list[dict]:
         """Epochs first_epoch..config.epochs with one progress bar; returns their history rows.
 
         `after_epoch(name, epoch, row)` runs after every epoch (the fit writes its checkpoint there).
@@ -118,11 +134,16 @@ class Trainer:
         if not epochs:
             return []
         rows = []
-        with tqdm(total=len(epochs) * self._steps_per_epoch(), desc=f"{self.label:>7}", unit="batch", disable=not progress) as bar:
+        with tqdm(
+            total=len(epochs) * self._steps_per_epoch(), desc=f"{self.label:>7}", unit="batch", disable=not progress
+        ) as bar:
             for epoch in epochs:
                 rows.append(self.run_epoch(epoch, bar))
                 if after_epoch is not None:
                     after_epoch(self.name, epoch, rows[-1])
-                bar.set_postfix(epoch=epoch, valid_acc=f"{rows[-1]['valid_accuracy']:.3f}",
-                                worst=f"{rows[-1]['valid_worst_group_accuracy']:.3f}")
+                bar.set_postfix(
+                    epoch=epoch,
+                    valid_acc=f"{rows[-1]['valid_accuracy']:.3f}",
+                    worst=f"{rows[-1]['valid_worst_group_accuracy']:.3f}",
+                )
         return rows

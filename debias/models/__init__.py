@@ -2,9 +2,17 @@
 
 from debias.models.inputs import to_model_input
 from debias.models.losses import DBVAELoss, classifier_loss, kl_divergence, reconstruction_error
-from debias.models.networks import DOWNSAMPLING, DBVAE, Classifier, Decoder, EncoderTrunk
+from debias.models.networks import DBVAE, DOWNSAMPLING, Classifier, Decoder, EncoderTrunk
 
 __all__ = [
-    "DBVAE", "DBVAELoss", "Classifier", "Decoder", "DOWNSAMPLING", "EncoderTrunk",
-    "classifier_loss", "kl_divergence", "reconstruction_error", "to_model_input",
+    "DBVAE",
+    "DBVAELoss",
+    "Classifier",
+    "Decoder",
+    "DOWNSAMPLING",
+    "EncoderTrunk",
+    "classifier_loss",
+    "kl_divergence",
+    "reconstruction_error",
+    "to_model_input",
 ]

@@ -13,169 +13,48 @@ import base64
 import datetime as _dt
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
-from debias.run_dir import CHECKPOINT, CONFIG, HISTORY, LATENTS, REPORT_HTML, WEIGHTS, predictions_file, read_run_config
 from debias import __version__, io
 from debias.errors import UserError
 from debias.groups import column_groups, group_labels
+from debias.report.headline import headline, others_sentence
 from debias.report.metrics import CI_LEVEL, N_BOOT, model_metrics, training_weight_table
+from debias.report.run import (
+    MODEL_INFO,
+    Run,
+    aligned_training_rows,
+    load_run,
+    load_run_dataset,
+    model_label,
+    model_order,
+    report_paths,
+)
 
 REPORT_FORMAT_VERSION = 1
-TEST_PREDICTIONS = predictions_file("test")
-
-# Known model names: display label and whether training used the ground-truth group labels.
-MODEL_INFO = {
-    "uniform": ("Uniform sampling", False),
-    "sampler": ("Weighted sampler (weights.csv)", False),
-    "dbvae": ("DB-VAE", False),
-    "oracle": ("Group-balanced oracle (uses group labels)", True),
-}
 THUMBNAILS = 16  # most and least upweighted training images shown
 RECONSTRUCTIONS = 8  # test images shown with their reconstructions (at most twice as many with many groups)
 RECONSTRUCTIONS_PER_GROUP = 2
 TRAVERSAL_DIMS = 6
 
 
-@dataclass
-class Run:
-    """What a run directory holds, read once. Optional files are None when absent."""
-
-    run_dir: Path
-    config: dict
-    predictions: pd.DataFrame
-    weights: pd.DataFrame | None = None
-    history: pd.DataFrame | None = None
-    latents: np.ndarray | None = None
-    checkpoint: Path | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def settings(self) -> dict:
-        return self.config.get("settings", {})
-
-    @property
-    def group_columns(self) -> list[str]:
-        return list(self.config.get("dataset", {}).get("group_columns", []))
-
-    @property
-    def vae_on_all(self) -> bool:
-        return bool(self.config.get("dataset", {}).get("vae_on_all", True))
-
-
-def _read_optional(path: Path, reader, notes: list[str], what: str):
-    if not path.is_file():
-        notes.append(f"{path.name} is missing, so the report has no {what}.")
-        return None
-    try:
-        return reader(path)
-    except Exception as exc:  # a damaged optional file costs one section, not the report
-        notes.append(f"{path.name} could not be read ({type(exc).__name__}: {exc}), so the report has no {what}.")
-        return None
-
-
-def load_run(run_dir: str | Path) -> Run:
-    """Read a run directory; UserError when it is not one (no config.json or predictions_test.csv)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} does not exist; pass the folder `debias fit --out` wrote")
-    for required in (CONFIG, TEST_PREDICTIONS):
-        if not (run_dir / required).is_file():
-            raise UserError(f"{run_dir} has no {required}, so it is not a finished `debias fit` run folder; rerun the fit or pick another folder")
-    try:
-        config = read_run_config(run_dir)
-        predictions = pd.read_csv(run_dir / TEST_PREDICTIONS)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"cannot read {run_dir}: {exc}; rerun `debias fit`") from None
-    missing = {"model", "label", "pred"} - set(predictions.columns)
-    if missing:
-        raise UserError(f"{run_dir / TEST_PREDICTIONS} lacks the columns {sorted(missing)}; rerun `debias fit`")
-    run = Run(run_dir=run_dir, config=config, predictions=predictions)
-    run.weights = _read_optional(run_dir / WEIGHTS, pd.read_csv, run.notes, "training weights")
-    run.history = _read_optional(run_dir / HISTORY, pd.read_csv, run.notes, "training curves")
-    run.latents = _read_optional(run_dir / LATENTS, np.load, run.notes, "latent traversals")
-    if (run_dir / CHECKPOINT).is_file():
-        run.checkpoint = run_dir / CHECKPOINT
-    else:
-        run.notes.append("checkpoint.pt is missing, so the report has no reconstructions or traversals.")
-    absent = [c for c in run.group_columns if f"attr_{c}" not in predictions.columns]
-    if absent:
-        raise UserError(f"{TEST_PREDICTIONS} lacks the group columns {absent} named in config.json; rerun `debias fit`")
-    return run
-
-
-def report_paths(run_dir: str | Path, out: str | Path | None) -> tuple[Path, Path]:
-    """(html, json): RUN/report.html by default; `out` names the HTML file (or a folder for it)."""
-    if out is None:
-        html = Path(run_dir) / REPORT_HTML
-    else:
-        out = Path(out)
-        html = out / REPORT_HTML if out.is_dir() or out.suffix == "" else out
-        if html.suffix.lower() == ".json":  # `--out report.json` still gets its HTML beside it
-            html = html.with_suffix(".html")
-    return html, html.with_suffix(".json")
-
-
-def model_order(names) -> list[str]:
-    """Known models in a fixed reading order (baseline first, oracle last), then the rest by name."""
-    names = list(dict.fromkeys(str(n) for n in names))
-    known = [m for m in MODEL_INFO if m in names]
-    return known + sorted(n for n in names if n not in MODEL_INFO)
-
-
-def model_label(name: str) -> str:
-    """Display name of a model ('DB-VAE'); unknown names are shown as they are."""
-    return MODEL_INFO.get(name, (name, False))[0]
-
-
 def evaluate_models(run: Run, n_boot: int = N_BOOT, seed: int = 0) -> dict:
     """model -> metrics (debias.report.metrics.model_metrics) on the test split, in reading order."""
-    attributes_of = {c: c[len("attr_"):] for c in run.predictions.columns if c.startswith("attr_")}
+    attributes_of = {c: c[len("attr_") :] for c in run.predictions.columns if c.startswith("attr_")}
     results = {}
     for name in model_order(run.predictions["model"]):
         rows = run.predictions[run.predictions["model"].astype(str) == name]
         attributes = rows[list(attributes_of)].rename(columns=attributes_of).reset_index(drop=True)
-        metrics = model_metrics(rows["label"].to_numpy(), rows["pred"].to_numpy(), attributes, run.group_columns, n_boot, CI_LEVEL, seed)
+        metrics = model_metrics(
+            rows["label"].to_numpy(), rows["pred"].to_numpy(), attributes, run.group_columns, n_boot, CI_LEVEL, seed
+        )
         label, uses_groups = MODEL_INFO.get(name, (name, False))
         results[name] = {"label": label, "uses_group_labels": uses_groups, **metrics}
     return results
-
-
-def _load_dataset(run: Run, dataset):
-    """The run's dataset (given or reloaded from config.json), or None with a note saying why."""
-    if dataset is not None:
-        return dataset
-    from debias.data import load_dataset
-
-    settings = run.settings
-    try:
-        return load_dataset(settings["data"], image_size=settings["image_size"], **settings.get("data_options", {}))
-    except Exception as exc:  # missing files, a moved --root, a changed loader: the metrics still stand
-        run.notes.append(
-            f"The dataset could not be reloaded ({exc}), so the report has no weights by group, thumbnails or reconstructions."
-        )
-        return None
-
-
-def _aligned_training_rows(run: Run, dataset) -> np.ndarray | None:
-    """Row of dataset.train for each row of weights.csv, or None (with a note) if they disagree."""
-    if dataset is None or run.weights is None:
-        return None
-    position = pd.Series(np.arange(len(dataset.train)), index=dataset.train.sample_ids)
-    ids = run.weights["sample_id"].astype(str)
-    if not ids.isin(position.index).all():
-        run.notes.append("weights.csv names training samples the reloaded dataset lacks, so weights by group and thumbnails are left out.")
-        return None
-    rows = position.loc[ids].to_numpy()
-    if "label" in run.weights.columns and not np.array_equal(run.weights["label"].to_numpy(), dataset.train.labels[rows]):
-        run.notes.append("The reloaded dataset's labels differ from weights.csv (was the dataset changed?), so weights by group and thumbnails are left out.")
-        return None
-    return rows
 
 
 def _weighted_mask(weights: pd.DataFrame) -> np.ndarray:
@@ -195,67 +74,14 @@ def training_weights_by_group(run: Run, dataset, rows: np.ndarray) -> dict:
     attributes = train.attributes.iloc[rows].reset_index(drop=True)
     labels = train.labels[rows]
     weights = run.weights["weight"].to_numpy(dtype=float)
-    result = {"groups": _records(training_weight_table(weights, group_labels(attributes, run.group_columns, labels))), "by_column": {}}
+    result = {
+        "groups": _records(training_weight_table(weights, group_labels(attributes, run.group_columns, labels))),
+        "by_column": {},
+    }
 
     for col in run.group_columns:
         result["by_column"][col] = _records(training_weight_table(weights, column_groups(attributes, [col])))
     return result
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
-
-
-def headline(models: dict) -> tuple[str, Markup]:
-    """The one-sentence answer, as plain text (report.json) and as HTML with the numbers in bold."""
-    if not models:
-        return "No model predictions found.", Markup("No model predictions found.")
-    if "uniform" in models and "dbvae" in models:
-        base, new = models["uniform"], models["dbvae"]
-        x, y = base["worst_group_accuracy"], new["worst_group_accuracy"]
-        a, b = base["accuracy"], new["accuracy"]
-        dw, da = round(100 * (y - x), 1), round(100 * (b - a), 1)
-        verb = "raised" if dw > 0 else "lowered" if dw < 0 else "left"
-        if base["worst_group"] == new["worst_group"]:
-            groups_t, groups_h = "", Markup("")
-            tail_t, tail_h = f" (group {new['worst_group']})", Markup(" (group <em>{}</em>)").format(new["worst_group"])
-        else:
-            groups_t = f" (group {base['worst_group']})"
-            groups_h = Markup(" (group <em>{}</em>)").format(base["worst_group"])
-            tail_t, tail_h = f" (group {new['worst_group']})", Markup(" (group <em>{}</em>)").format(new["worst_group"])
-        if dw == 0:
-            worst_t = f"DB-VAE left worst-group accuracy unchanged at {_pct(y)}{tail_t}"
-            worst_h = Markup("DB-VAE left worst-group accuracy unchanged at <strong>{}</strong>").format(_pct(y)) + tail_h
-        else:
-            worst_t = f"DB-VAE {verb} worst-group accuracy from {_pct(x)}{groups_t} to {_pct(y)}{tail_t}"
-            worst_h = (Markup("DB-VAE {} worst-group accuracy from <strong>{}</strong>").format(verb, _pct(x)) + groups_h
-                       + Markup(" to <strong>{}</strong>").format(_pct(y)) + tail_h)
-        if da < 0:
-            cost = ("at a cost of {} points of overall accuracy", f"{abs(da):.1f}")
-        elif da > 0:
-            cost = ("while raising overall accuracy by {} points", f"{da:.1f}")
-        else:
-            cost = ("with overall accuracy unchanged", None)
-        change = f" ({_pct(a)} → {_pct(b)})" if cost[1] else f" at {_pct(a)}"
-        text = f"{worst_t} {cost[0].format(cost[1])}{change}."
-        html = worst_h + Markup(" ") + Markup(cost[0].replace("{}", "<strong>{}</strong>")).format(cost[1]) + Markup("{}.").format(change)
-        return text, html
-    name = "dbvae" if "dbvae" in models else next(iter(models))
-    m = models[name]
-    text = (f"{m['label']}: overall accuracy {_pct(m['accuracy'])}, worst-group accuracy {_pct(m['worst_group_accuracy'])} "
-            f"(group {m['worst_group']}); the run has no uniform baseline to compare with.")
-    html = Markup("{}: overall accuracy <strong>{}</strong>, worst-group accuracy <strong>{}</strong> (group <em>{}</em>); "
-                  "the run has no uniform baseline to compare with.").format(
-        m["label"], _pct(m["accuracy"]), _pct(m["worst_group_accuracy"]), m["worst_group"])
-    return text, html
-
-
-def _others_sentence(models: dict) -> str | None:
-    others = [m for name, m in models.items() if name not in ("uniform", "dbvae")]
-    if not others or not {"uniform", "dbvae"} <= set(models):
-        return None
-    parts = [f"{m['label']} {_pct(m['worst_group_accuracy'])}" for m in others]
-    return "For comparison, worst-group accuracy of " + "; ".join(parts) + "."
 
 
 def _clean(value):
@@ -310,13 +136,17 @@ def _pictures(run: Run, dataset, rows: np.ndarray | None) -> dict:
     try:
         model = images.load_dbvae(run.checkpoint, run.settings)
     except Exception as exc:  # an old or foreign checkpoint costs these two sections only
-        run.notes.append(f"The DB-VAE could not be rebuilt from checkpoint.pt ({type(exc).__name__}: {exc}); no reconstructions or traversals.")
+        run.notes.append(
+            f"The DB-VAE could not be rebuilt from checkpoint.pt ({type(exc).__name__}: {exc}); no reconstructions or traversals."
+        )
         return pictures
     if dataset is not None:
         test = dataset.test
         names = group_labels(test.attributes, run.group_columns, test.labels)
         # The VAE only learned the positives' images in face detection; show those groups only.
-        eligible = [g for g in sorted(names.unique()) if run.vae_on_all or test.labels[np.argmax(names.to_numpy() == g)] == 1]
+        eligible = [
+            g for g in sorted(names.unique()) if run.vae_on_all or test.labels[np.argmax(names.to_numpy() == g)] == 1
+        ]
         per_group = max(1, min(RECONSTRUCTIONS_PER_GROUP, RECONSTRUCTIONS // max(1, len(eligible))))
         shown = []
         for group in eligible:
@@ -328,7 +158,11 @@ def _pictures(run: Run, dataset, rows: np.ndarray | None) -> dict:
             decoded = images.reconstructions(model, test.images[index])
             pictures["reconstructions"] = [
                 {
-                    "src": _data_uri(images.png_bytes(images.grid(np.stack([[images.upscale(test.images[i])], [images.upscale(rec)]]), pad=3))),
+                    "src": _data_uri(
+                        images.png_bytes(
+                            images.grid(np.stack([[images.upscale(test.images[i])], [images.upscale(rec)]]), pad=3)
+                        )
+                    ),
                     "group": group,
                     "short": _short_group(group),
                     "sample_id": str(test.sample_ids[i]),
@@ -337,7 +171,12 @@ def _pictures(run: Run, dataset, rows: np.ndarray | None) -> dict:
             ]
     if run.latents is not None and run.latents.ndim == 2 and run.latents.shape[1] == model.latent_dim:
         latents = run.latents
-        if run.weights is not None and "label" in run.weights and len(run.weights) == len(latents) and not run.vae_on_all:
+        if (
+            run.weights is not None
+            and "label" in run.weights
+            and len(run.weights) == len(latents)
+            and not run.vae_on_all
+        ):
             latents = latents[run.weights["label"].to_numpy() == 1]  # the latent space was fitted to the positives
         dims = images.varying_dimensions(latents, min(TRAVERSAL_DIMS, latents.shape[1]))
         strips = images.traversals(model, latents, dims)
@@ -345,8 +184,13 @@ def _pictures(run: Run, dataset, rows: np.ndarray | None) -> dict:
         pictures["traversals"] = {
             "steps": [f"{t:+.0f} sd" if t else "mean" for t in images.TRAVERSAL_STEPS],
             "rows": [
-                {"dim": int(d), "sd": float(sd[d]),
-                 "src": _data_uri(images.png_bytes(images.grid(np.stack([[images.upscale(tile) for tile in strip]]), pad=3)))}
+                {
+                    "dim": int(d),
+                    "sd": float(sd[d]),
+                    "src": _data_uri(
+                        images.png_bytes(images.grid(np.stack([[images.upscale(tile) for tile in strip]]), pad=3))
+                    ),
+                }
                 for d, strip in zip(dims, strips)
             ],
         }
@@ -358,12 +202,24 @@ def _pictures(run: Run, dataset, rows: np.ndarray | None) -> dict:
 def _figures(run: Run, models: dict, train_weights_frame: pd.DataFrame | None, group_order: list[str]) -> dict:
     from debias.report import plots
 
-    palette = plots.model_palette(list(models) + ([m for m in run.history["model"].unique() if m not in models] if run.history is not None else []))
+    palette = plots.model_palette(
+        list(models)
+        + ([m for m in run.history["model"].unique() if m not in models] if run.history is not None else [])
+    )
     labels = {name: model_label(name) for name in palette}
-    table = pd.DataFrame([
-        {"model": name, "group": g, "accuracy": row["accuracy"], "ci_low": row["accuracy_ci"][0], "ci_high": row["accuracy_ci"][1]}
-        for name, m in models.items() for g, row in m["groups"].items()
-    ])
+    table = pd.DataFrame(
+        [
+            {
+                "model": name,
+                "group": g,
+                "accuracy": row["accuracy"],
+                "ci_low": row["accuracy_ci"][0],
+                "ci_high": row["accuracy_ci"][1],
+            }
+            for name, m in models.items()
+            for g, row in m["groups"].items()
+        ]
+    )
     figures = {"group_accuracy": _data_uri(plots.group_accuracy(table, labels, palette)) if len(table) else None}
     figures["weights"] = None
     if train_weights_frame is not None:
@@ -393,8 +249,8 @@ def build_report(run_dir: str | Path, *, n_boot: int = N_BOOT, seed: int = 0, da
     run = load_run(run_dir)
     models = evaluate_models(run, n_boot=n_boot, seed=seed)
     text, html_sentence = headline(models)
-    dataset = _load_dataset(run, dataset) if (run.weights is not None or run.checkpoint is not None) else None
-    rows = _aligned_training_rows(run, dataset)
+    dataset = load_run_dataset(run, dataset) if (run.weights is not None or run.checkpoint is not None) else None
+    rows = aligned_training_rows(run, dataset)
 
     weights_by_group, weights_frame = None, None
     if rows is not None:
@@ -402,7 +258,9 @@ def build_report(run_dir: str | Path, *, n_boot: int = N_BOOT, seed: int = 0, da
         train = dataset.train
         mask = _weighted_mask(run.weights)
         names = group_labels(train.attributes.iloc[rows].reset_index(drop=True), run.group_columns, train.labels[rows])
-        weights_frame = pd.DataFrame({"group": names.to_numpy()[mask], "weight": run.weights["weight"].to_numpy()[mask]})
+        weights_frame = pd.DataFrame(
+            {"group": names.to_numpy()[mask], "weight": run.weights["weight"].to_numpy()[mask]}
+        )
 
     test_groups = list(next(iter(models.values()))["groups"]) if models else []
     weighted_groups = sorted(weights_frame["group"].unique()) if weights_frame is not None else []
@@ -416,12 +274,15 @@ def build_report(run_dir: str | Path, *, n_boot: int = N_BOOT, seed: int = 0, da
         "models": models,
         "training_weights": weights_by_group,
         "final_weights": run.config.get("final_weights"),
-        "weighting_strategy": run.config.get("weighting_strategy") or (run.settings.get("weighting") or {}).get("strategy"),
+        "weighting_strategy": run.config.get("weighting_strategy")
+        or (run.settings.get("weighting") or {}).get("strategy"),
         "weighting_selection": run.config.get("weighting_selection"),
         "settings": run.settings,
         "dataset": run.config.get("dataset"),
         "intervals": {
-            "level": CI_LEVEL, "n_boot": n_boot, "seed": seed,
+            "level": CI_LEVEL,
+            "n_boot": n_boot,
+            "seed": seed,
             "method": "percentile bootstrap of each group's accuracy, rows resampled within the group",
         },
         "notes": run.notes,
@@ -445,13 +306,14 @@ def build_report(run_dir: str | Path, *, n_boot: int = N_BOOT, seed: int = 0, da
     # Escape first, then allow a line break after each '|' of a group name.
     env.filters["breakable"] = lambda name: Markup("|<wbr>").join(escape(str(name)).split("|"))
     redundant = {
-        col for col, table in (report["models"][next(iter(models))]["by_column"].items() if models else [])
+        col
+        for col, table in (report["models"][next(iter(models))]["by_column"].items() if models else [])
         if len(table) == len(test_groups)
     }
     html = env.get_template("report.html.j2").render(
         report=report,
         headline=html_sentence,
-        others=_others_sentence(models),
+        others=others_sentence(models),
         test_groups=test_groups,
         figures=figures,
         pictures=pictures,
@@ -463,7 +325,9 @@ def build_report(run_dir: str | Path, *, n_boot: int = N_BOOT, seed: int = 0, da
     return report, html
 
 
-def write_report(run_dir: str | Path, out: str | Path | None = None, *, n_boot: int = N_BOOT, seed: int = 0, dataset=None) -> Path:
+def write_report(
+    run_dir: str | Path, out: str | Path | None = None, *, n_boot: int = N_BOOT, seed: int = 0, dataset=None
+) -> Path:
     """Write report.html and report.json for a run directory and return the HTML path.
 
     out=None writes RUN/report.html and RUN/report.json; otherwise `out` is the HTML file (its
@@ -476,5 +340,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None, *, n_boot: 
         io.write_text(html_path, html)
         io.write_text(json_path, json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
     except OSError as exc:
-        raise UserError(f"cannot write the report to {html_path.parent}: {exc.strerror}; choose another --out") from None
+        raise UserError(
+            f"cannot write the report to {html_path.parent}: {exc.strerror}; choose another --out"
+        ) from None
     return html_path

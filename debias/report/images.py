@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from debias.models import DBVAE
-from debias.models import to_model_input
+from debias.models import DBVAE, to_model_input
 
 # Steps along a latent direction, in standard deviations of mu over the training set: +-3 sd
 # covers nearly every training image, so the ends show the extremes the model has seen.

@@ -8,7 +8,7 @@ results into plain dicts and tables.
 from __future__ import annotations
 
 import zlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -84,7 +84,12 @@ def accuracy_interval(
 
 
 def group_metrics(
-    y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series, n_boot: int = N_BOOT, level: float = CI_LEVEL, seed: int = 0
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    groups: pd.Series,
+    n_boot: int = N_BOOT,
+    level: float = CI_LEVEL,
+    seed: int = 0,
 ) -> tuple[MetricFrame, pd.DataFrame]:
     """(MetricFrame, per-group table): count, accuracy with its interval, TPR, FPR, selection rate.
 
@@ -92,14 +97,27 @@ def group_metrics(
     positives, FPR without negatives) are NaN.
     """
     groups = pd.Series(np.asarray(groups).astype(str), name="group")
-    frame = MetricFrame(metrics=GROUP_METRICS, y_true=np.asarray(y_true), y_pred=np.asarray(y_pred), sensitive_features=groups)
+    frame = MetricFrame(
+        metrics=GROUP_METRICS, y_true=np.asarray(y_true), y_pred=np.asarray(y_pred), sensitive_features=groups
+    )
     table = frame.by_group.copy()
     table.index = table.index.astype(str)
     table["count"] = table["count"].astype(int)
-    intervals = [accuracy_interval(row["accuracy"], row["count"], str(name), n_boot, level, seed) for name, row in table.iterrows()]
+    intervals = [
+        accuracy_interval(row["accuracy"], row["count"], str(name), n_boot, level, seed)
+        for name, row in table.iterrows()
+    ]
     table["accuracy_ci_low"] = [low for low, _ in intervals]
     table["accuracy_ci_high"] = [high for _, high in intervals]
-    columns = ["count", "accuracy", "accuracy_ci_low", "accuracy_ci_high", "true_positive_rate", "false_positive_rate", "selection_rate"]
+    columns = [
+        "count",
+        "accuracy",
+        "accuracy_ci_low",
+        "accuracy_ci_high",
+        "true_positive_rate",
+        "false_positive_rate",
+        "selection_rate",
+    ]
     return frame, table[columns].sort_index()
 
 
@@ -113,7 +131,9 @@ def parity_differences(y_true: np.ndarray, y_pred: np.ndarray, sensitive: pd.Ser
     y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
     sensitive = pd.Series(np.asarray(sensitive).astype(str))
     result: dict = {
-        "demographic_parity_difference": float(demographic_parity_difference(y_true, y_pred, sensitive_features=sensitive)),
+        "demographic_parity_difference": float(
+            demographic_parity_difference(y_true, y_pred, sensitive_features=sensitive)
+        ),
         "equalized_odds_difference": None,
         "note": None,
     }
@@ -121,11 +141,15 @@ def parity_differences(y_true: np.ndarray, y_pred: np.ndarray, sensitive: pd.Ser
     single = sorted(classes[classes < 2].index)
     if single:
         result["note"] = (
-            "equalized odds undefined: " + ", ".join(single) + (" holds" if len(single) == 1 else " hold")
+            "equalized odds undefined: "
+            + ", ".join(single)
+            + (" holds" if len(single) == 1 else " hold")
             + " a single class, so the group determines the label"
         )
     else:
-        result["equalized_odds_difference"] = float(equalized_odds_difference(y_true, y_pred, sensitive_features=sensitive))
+        result["equalized_odds_difference"] = float(
+            equalized_odds_difference(y_true, y_pred, sensitive_features=sensitive)
+        )
     return result
 
 
@@ -166,7 +190,9 @@ def model_metrics(
     by_group = frame.by_group["accuracy"]
     result = {
         "accuracy": float(frame.overall["accuracy"]),
-        "accuracy_ci": list(accuracy_interval(float(frame.overall["accuracy"]), len(y_true), "all", n_boot, level, seed)),
+        "accuracy_ci": list(
+            accuracy_interval(float(frame.overall["accuracy"]), len(y_true), "all", n_boot, level, seed)
+        ),
         "worst_group_accuracy": float(frame.group_min()["accuracy"]),
         "worst_group": str(by_group.idxmin()),
         "best_group_accuracy": float(frame.group_max()["accuracy"]),
@@ -194,12 +220,14 @@ def training_weight_table(weights: np.ndarray, groups: pd.Series) -> pd.DataFram
     """
     frame = pd.DataFrame({"group": np.asarray(groups).astype(str), "weight": np.asarray(weights, dtype=float)})
     grouped = frame.groupby("group")["weight"]
-    table = pd.DataFrame({
-        "count": grouped.size(),
-        "mean_weight": grouped.mean(),
-        "median_weight": grouped.median(),
-        "max_weight": grouped.max(),
-    })
+    table = pd.DataFrame(
+        {
+            "count": grouped.size(),
+            "mean_weight": grouped.mean(),
+            "median_weight": grouped.median(),
+            "max_weight": grouped.max(),
+        }
+    )
     table["share_of_rows"] = table["count"] / len(frame)
     table["share_of_draws"] = grouped.sum() / frame["weight"].sum()
     return table.sort_index()

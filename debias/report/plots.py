@@ -57,8 +57,17 @@ def group_accuracy(table: pd.DataFrame, labels: dict[str, str], palette: dict[st
     height = max(2.5, 0.28 * len(groups) * len(models) + 1.2)
     fig, ax = plt.subplots(figsize=(WIDTH_IN, height))
     sns.barplot(
-        data=data, x="accuracy", y="group", hue="label", order=groups, hue_order=[labels[m] for m in models],
-        palette={labels[m]: palette[m] for m in models}, errorbar=None, ax=ax, orient="h", saturation=0.9,
+        data=data,
+        x="accuracy",
+        y="group",
+        hue="label",
+        order=groups,
+        hue_order=[labels[m] for m in models],
+        palette={labels[m]: palette[m] for m in models},
+        errorbar=None,
+        ax=ax,
+        orient="h",
+        saturation=0.9,
     )
     # seaborn draws one container of bars per hue level, bars in `order`; the intervals go on
     # the bars' centres (seaborn cannot take precomputed intervals).
@@ -70,8 +79,13 @@ def group_accuracy(table: pd.DataFrame, labels: dict[str, str], palette: dict[st
             row = rows.loc[group]
             y = bar.get_y() + bar.get_height() / 2
             ax.errorbar(
-                row["accuracy"], y, xerr=[[row["accuracy"] - row["ci_low"]], [row["ci_high"] - row["accuracy"]]],
-                fmt="none", ecolor="#222222", elinewidth=1.2, capsize=3,
+                row["accuracy"],
+                y,
+                xerr=[[row["accuracy"] - row["ci_low"]], [row["ci_high"] - row["accuracy"]]],
+                fmt="none",
+                ecolor="#222222",
+                elinewidth=1.2,
+                capsize=3,
             )
     ax.set_xlim(0, 1.0)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
@@ -91,11 +105,27 @@ def weight_distribution(frame: pd.DataFrame, order: list[str]) -> bytes:
     fig, ax = plt.subplots(figsize=(WIDTH_IN, height))
     with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib 3.11's deprecated `vert`
         warnings.simplefilter("ignore", matplotlib.MatplotlibDeprecationWarning)
-        sns.boxplot(data=frame, x="weight", y="group", order=order, ax=ax, color=sns.color_palette("colorblind")[0],
-                    fliersize=1.5, linewidth=0.9, log_scale=True)
+        sns.boxplot(
+            data=frame,
+            x="weight",
+            y="group",
+            order=order,
+            ax=ax,
+            color=sns.color_palette("colorblind")[0],
+            fliersize=1.5,
+            linewidth=0.9,
+            log_scale=True,
+        )
     means = frame.groupby("group")["weight"].mean()
-    ax.scatter([means.get(g, np.nan) for g in order], range(len(order)), marker="D", s=22, color="#d55e00", zorder=5,
-               label="mean weight")
+    ax.scatter(
+        [means.get(g, np.nan) for g in order],
+        range(len(order)),
+        marker="D",
+        s=22,
+        color="#d55e00",
+        zorder=5,
+        label="mean weight",
+    )
     ax.axvline(1.0, color="#444444", linestyle="--", linewidth=0.9, label="weight 1 (uniform)")
     # Plain numbers at powers of two read better than 10^0-style labels on a log axis.
     ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=2, subs=(1.0, 1.5)))
@@ -128,18 +158,28 @@ def training_curves(history: pd.DataFrame, labels: dict[str, str], palette: dict
     rows = -(-len(panels) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(WIDTH_IN, 2.7 * rows), squeeze=False)
     for ax, (column, title, percent) in zip(axes.flat, panels):
-        sns.lineplot(data=data.dropna(subset=[column]), x="epoch", y=column, hue="label", marker="o", ax=ax,
-                     hue_order=[labels.get(m, m) for m in models if data.loc[data["model"] == m, column].notna().any()],
-                     palette={labels.get(m, m): palette[m] for m in models}, legend=False)
+        sns.lineplot(
+            data=data.dropna(subset=[column]),
+            x="epoch",
+            y=column,
+            hue="label",
+            marker="o",
+            ax=ax,
+            hue_order=[labels.get(m, m) for m in models if data.loc[data["model"] == m, column].notna().any()],
+            palette={labels.get(m, m): palette[m] for m in models},
+            legend=False,
+        )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("epoch")
         ax.set_ylabel("")
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         if percent:
             ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    for ax in list(axes.flat)[len(panels):]:
+    for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
     handles = [matplotlib.lines.Line2D([], [], color=palette[m], marker="o", label=labels.get(m, m)) for m in models]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(models), 4), frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.legend(
+        handles=handles, loc="lower center", ncol=min(len(models), 4), frameon=False, bbox_to_anchor=(0.5, -0.02)
+    )
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _png(fig)

@@ -15,19 +15,25 @@ applies the cap, and `weight_summary` reports how skewed the result is (ESS, max
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 import torch
 
 from debias.settings import problems
-
 from debias.weighting.combined import errors_joint_log_weights, errors_latent_log_weights
 from debias.weighting.errors import classifier_errors, jtt_log_weights
 from debias.weighting.histogram import COMBINATIONS, histogram_log_weights
 from debias.weighting.joint import JOINT_METHODS, joint_log_weights
 from debias.weighting.settings import AUTO, WeightingSettings
-from debias.weighting.stats import cap_weights, effective_sample_size, max_min_ratio, normalize_log_weights, weight_summary
+from debias.weighting.stats import (
+    cap_weights,
+    effective_sample_size,
+    max_min_ratio,
+    normalize_log_weights,
+    weight_summary,
+)
+
 
 @dataclass(frozen=True)
 class WeightingInputs:
@@ -75,6 +81,7 @@ class Strategy:
     description: str
 
     def __call__(self, inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+        """Unnormalized log-weights of the rows in `inputs`; ValueError when the strategy needs errors and has none."""
         if self.needs_errors and inputs.errors is None:
             raise ValueError(
                 f"weighting strategy {self.name!r} needs the early classifier's errors on the training split (WeightingInputs.errors)"
@@ -97,8 +104,13 @@ def register_strategy(name: str, needs_errors: bool, description: str):
 
 
 def _joint_options(settings: WeightingSettings) -> dict:
-    return dict(dims=settings.joint_dims, method=settings.joint_method, components=settings.joint_components,
-                knn_k=settings.knn_k, alpha=settings.joint_alpha)
+    return dict(
+        dims=settings.joint_dims,
+        method=settings.joint_method,
+        components=settings.joint_components,
+        knn_k=settings.knn_k,
+        alpha=settings.joint_alpha,
+    )
 
 
 @register_strategy("histogram", False, "the paper's per-dimension histograms of the latent means")
@@ -118,7 +130,9 @@ def _errors(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tenso
 
 @register_strategy("errors+joint", True, "errors times the per-class joint latent density")
 def _errors_joint(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
-    return errors_joint_log_weights(inputs.latents, inputs.labels, inputs.errors, settings.errors_upweight, **_joint_options(settings))
+    return errors_joint_log_weights(
+        inputs.latents, inputs.labels, inputs.errors, settings.errors_upweight, **_joint_options(settings)
+    )
 
 
 @register_strategy("errors+latent", True, "errors smoothed along the latent directions that predict them")
@@ -148,7 +162,9 @@ def validate(settings: WeightingSettings, allow_auto: bool = False) -> None:
         raise ValueError("; ".join(found))
 
 
-def compute_weights(inputs: WeightingInputs, settings: WeightingSettings, vae_on_all: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def compute_weights(
+    inputs: WeightingInputs, settings: WeightingSettings, vae_on_all: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sampling weights [N] with mean 1, and the log-weight score [N] (NaN for unscored rows).
 
     With `vae_on_all` every row is scored together. Otherwise (face detection) only positives
@@ -162,7 +178,9 @@ def compute_weights(inputs: WeightingInputs, settings: WeightingSettings, vae_on
     scored = scored_rows(labels, vae_on_all)
     score = torch.full((len(labels),), float("nan"), dtype=torch.float64, device=latents.device)
     if scored.any():
-        score[scored] = STRATEGIES[settings.strategy](replace(inputs, labels=labels).rows(scored), settings).to(latents.device)
+        score[scored] = STRATEGIES[settings.strategy](replace(inputs, labels=labels).rows(scored), settings).to(
+            latents.device
+        )
     return weights_from_scores(score, scored, settings.cap), score
 
 
@@ -193,8 +211,24 @@ def training_weights(
 
 
 __all__ = [
-    "AUTO", "COMBINATIONS", "JOINT_METHODS", "STRATEGIES", "Strategy", "WeightingInputs", "WeightingSettings",
-    "cap_weights", "compute_weights", "effective_sample_size", "histogram_log_weights", "max_min_ratio",
-    "needs_errors", "normalize_log_weights", "register_strategy", "scored_rows", "training_weights", "validate",
-    "weight_summary", "weights_from_scores",
+    "AUTO",
+    "COMBINATIONS",
+    "JOINT_METHODS",
+    "STRATEGIES",
+    "Strategy",
+    "WeightingInputs",
+    "WeightingSettings",
+    "cap_weights",
+    "compute_weights",
+    "effective_sample_size",
+    "histogram_log_weights",
+    "max_min_ratio",
+    "needs_errors",
+    "normalize_log_weights",
+    "register_strategy",
+    "scored_rows",
+    "training_weights",
+    "validate",
+    "weight_summary",
+    "weights_from_scores",
 ]

@@ -26,12 +26,16 @@ from debias.weighting.errors import jtt_log_weights, latent_error_probability
 from debias.weighting.joint import joint_log_weights
 
 
-def errors_joint_log_weights(mu: torch.Tensor, labels: torch.Tensor, errors: torch.Tensor, upweight: float, **joint) -> torch.Tensor:
+def errors_joint_log_weights(
+    mu: torch.Tensor, labels: torch.Tensor, errors: torch.Tensor, upweight: float, **joint
+) -> torch.Tensor:
     """log(JTT factor) + per-class joint-density log-weight, [N] float64."""
     return jtt_log_weights(errors, upweight).to(mu.device) + joint_log_weights(mu, labels, **joint)
 
 
-def errors_latent_log_weights(mu: torch.Tensor, labels: torch.Tensor, errors: torch.Tensor, upweight: float) -> torch.Tensor:
+def errors_latent_log_weights(
+    mu: torch.Tensor, labels: torch.Tensor, errors: torch.Tensor, upweight: float
+) -> torch.Tensor:
     """log(1 + (lambda - 1) * p(error | latent, class)), [N] float64."""
     p = latent_error_probability(mu, labels, errors)
     return torch.log1p((upweight - 1.0) * p)

@@ -49,7 +49,11 @@ def early_error_rates(probs: np.ndarray, labels: np.ndarray) -> dict[str, float 
     y = np.asarray(labels).reshape(-1).astype(bool)
     n_errors = int(classifier_errors(torch.as_tensor(np.asarray(probs)), torch.from_numpy(y)).sum())
     n_minority = int(min(y.sum(), len(y) - y.sum()))  # counts, not rates: an exact comparison
-    return {"error_rate": n_errors / len(y), "majority_error_rate": n_minority / len(y), "informative": n_errors < n_minority}
+    return {
+        "error_rate": n_errors / len(y),
+        "majority_error_rate": n_minority / len(y),
+        "informative": n_errors < n_minority,
+    }
 
 
 def jtt_log_weights(errors: torch.Tensor, upweight: float) -> torch.Tensor:

@@ -143,7 +143,9 @@ def bin_latents(
     return BinnedLatents(mu, low, width, counts.view(n_dims, bins), n_rows if total_rows is None else int(total_rows))
 
 
-def histogram_counts(mu: torch.Tensor, bins: int, chunk_rows: int = DEFAULT_CHUNK_ROWS) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def histogram_counts(
+    mu: torch.Tensor, bins: int, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-dimension bin counts [D, bins] and the bin geometry (low [D], width [D]) of latents [N, D].
 
     All three are float64: sample x is in bin clip(floor((x - low) / width), 0, bins - 1), computed

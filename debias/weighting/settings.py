@@ -39,28 +39,58 @@ class WeightingSettings:
                      weight near 1/joint_alpha times a typical one.
     """
 
-    strategy: str = setting("histogram", "--weighting", "Weighting strategy; auto trains a short run of each and keeps "
-                            "the best on validation.", choices=strategy_names)
-    bins: int = setting(10, "--bins", "histogram: bins per latent dimension.", low=2,
-                        why="one bin cannot tell rare from common")
-    alpha: float = setting(0.001, "--alpha", "histogram: smoothing; 0 = uniform over latent space, large = no debiasing.",
-                           low=0, why="0 is the paper's uniform-over-latent-space limit")
+    strategy: str = setting(
+        "histogram",
+        "--weighting",
+        "Weighting strategy; auto trains a short run of each and keeps the best on validation.",
+        choices=strategy_names,
+    )
+    bins: int = setting(
+        10, "--bins", "histogram: bins per latent dimension.", low=2, why="one bin cannot tell rare from common"
+    )
+    alpha: float = setting(
+        0.001,
+        "--alpha",
+        "histogram: smoothing; 0 = uniform over latent space, large = no debiasing.",
+        low=0,
+        why="0 is the paper's uniform-over-latent-space limit",
+    )
     combine: str = setting("max", "--combine", "histogram: how per-dimension densities combine.", choices=COMBINATIONS)
-    cap: float | None = setting(None, "--cap", "Largest weight, as a multiple of the mean weight.", low=1,
-                                why="a multiple of the mean weight")
-    errors_upweight: float = setting(20.0, "--errors-upweight", "errors strategies: weight of an early classifier's "
-                                     "training error relative to a correct sample (JTT's lambda).", low=1,
-                                     why="1 = no upweighting")
-    errors_epoch: int = setting(1, "--errors-epoch", "errors strategies: the uniform baseline's epoch whose training "
-                                "errors are upweighted (a later one if its classifier errs more than always predicting "
-                                "the majority class).", low=1)
-    joint_method: str = setting("gmm", "--joint-method", "joint strategies: Gaussian mixture or k-nearest-neighbour "
-                                "density.", choices=JOINT_METHODS)
+    cap: float | None = setting(
+        None, "--cap", "Largest weight, as a multiple of the mean weight.", low=1, why="a multiple of the mean weight"
+    )
+    errors_upweight: float = setting(
+        20.0,
+        "--errors-upweight",
+        "errors strategies: weight of an early classifier's "
+        "training error relative to a correct sample (JTT's lambda).",
+        low=1,
+        why="1 = no upweighting",
+    )
+    errors_epoch: int = setting(
+        1,
+        "--errors-epoch",
+        "errors strategies: the uniform baseline's epoch whose training "
+        "errors are upweighted (a later one if its classifier errs more than always predicting "
+        "the majority class).",
+        low=1,
+    )
+    joint_method: str = setting(
+        "gmm",
+        "--joint-method",
+        "joint strategies: Gaussian mixture or k-nearest-neighbour density.",
+        choices=JOINT_METHODS,
+    )
     joint_dims: int = setting(4, "--joint-dims", "joint strategies: principal directions of the latent means.", low=1)
     joint_components: int = setting(8, "--joint-components", "joint strategies: mixture components per class.", low=1)
     knn_k: int = setting(20, "--knn-k", "joint strategies: neighbours of the k-NN density.", low=1)
-    joint_alpha: float = setting(0.1, "--joint-alpha", "joint strategies: smoothing, relative to the median density "
-                                 "(bounds a weight near 1/alpha times a typical one).", low=0)
+    joint_alpha: float = setting(
+        0.1,
+        "--joint-alpha",
+        "joint strategies: smoothing, relative to the median density "
+        "(bounds a weight near 1/alpha times a typical one).",
+        low=0,
+    )
 
     def to_dict(self) -> dict:
         """Plain dict for config.json."""

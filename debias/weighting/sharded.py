@@ -90,7 +90,8 @@ def sharded_training_weights(
         if total:
             mine = scored[rows]
             local_score[mine] = sharded_histogram_log_weights(
-                local_latents[mine], total, comm, bins=settings.bins, alpha=settings.alpha, combine=settings.combine)
+                local_latents[mine], total, comm, bins=settings.bins, alpha=settings.alpha, combine=settings.combine
+            )
         score = comm.all_gather_rows(local_score)
         weights = weights_from_scores(score, scored, settings.cap)
         latents = None

@@ -72,7 +72,9 @@ def test_builds_the_decoded_array(files, tmp_path, decode_calls):
     with pytest.raises(ValueError, match="read-only"):
         array[0, 0, 0, 0] = 0
     names = cache_files(tmp_path / "c")
-    assert len(names) == 2 and names[0].startswith("test-8px-") and {n.rsplit(".", 1)[1] for n in names} == {"json", "npy"}
+    assert (
+        len(names) == 2 and names[0].startswith("test-8px-") and {n.rsplit(".", 1)[1] for n in names} == {"json", "npy"}
+    )
 
 
 def test_second_run_reads_the_cache_without_decoding(files, tmp_path, monkeypatch):

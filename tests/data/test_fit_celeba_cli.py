@@ -15,7 +15,20 @@ TINY = ["--epochs", "1", "--batch-size", "16", "--latent-dim", "4", "--image-siz
 def test_fit_on_fake_celeba_writes_weights_keyed_by_file_name(tmp_path):
     root = make_fake_celeba(tmp_path / "celeba", n=60)
     out = tmp_path / "run"
-    args = ["fit", "--data", "celeba", "--root", str(root), "--target", "Smiling", "--groups", "Male,Young", *TINY, "--out", str(out)]
+    args = [
+        "fit",
+        "--data",
+        "celeba",
+        "--root",
+        str(root),
+        "--target",
+        "Smiling",
+        "--groups",
+        "Male,Young",
+        *TINY,
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
@@ -34,12 +47,17 @@ def test_fit_on_fake_celeba_writes_weights_keyed_by_file_name(tmp_path):
 
 def test_unknown_attribute_is_one_clear_message(tmp_path):
     root = make_fake_celeba(tmp_path / "celeba", n=30)
-    result = CliRunner().invoke(main, ["fit", "--data", "celeba", "--root", str(root), "--target", "Blond_Hiar", *TINY, "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        main,
+        ["fit", "--data", "celeba", "--root", str(root), "--target", "Blond_Hiar", *TINY, "--out", str(tmp_path / "r")],
+    )
     assert result.exit_code != 0
     assert "Blond_Hair" in result.output and "Traceback" not in result.output
 
 
 def test_missing_root_is_one_clear_message(tmp_path):
-    result = CliRunner().invoke(main, ["fit", "--data", "celeba", "--root", str(tmp_path / "nowhere"), *TINY, "--out", str(tmp_path / "r")])
+    result = CliRunner().invoke(
+        main, ["fit", "--data", "celeba", "--root", str(tmp_path / "nowhere"), *TINY, "--out", str(tmp_path / "r")]
+    )
     assert result.exit_code != 0
     assert "nowhere" in result.output and "Traceback" not in result.output

@@ -27,7 +27,9 @@ COLUMNS = ["face", "subgroup", "skin_tone", "glasses", "hat", "lookalike", "hair
 
 
 def _split(n=400, balanced=False, seed=0, **config):
-    return generate_split(n, balanced=balanced, config=SynthFacesConfig(**{**SMALL, **config}), rng=np.random.default_rng(seed))
+    return generate_split(
+        n, balanced=balanced, config=SynthFacesConfig(**{**SMALL, **config}), rng=np.random.default_rng(seed)
+    )
 
 
 def test_same_seed_gives_identical_bytes_and_other_seed_differs():
@@ -158,9 +160,13 @@ def test_loader_returns_a_dataset_with_labels_ids_and_groups():
 
 def test_registry_loads_it_with_the_options_every_loader_takes():
     # progress (set by --quiet) is taken and ignored; naming the groups it uses anyway is accepted.
-    dataset = load_dataset("synthfaces", n_train=40, n_valid=20, n_test=20, image_size=16, progress=False, groups="subgroup")
+    dataset = load_dataset(
+        "synthfaces", n_train=40, n_valid=20, n_test=20, image_size=16, progress=False, groups="subgroup"
+    )
     assert len(dataset.train) == 40 and len(dataset.test) == 20 and dataset.group_columns == ["subgroup"]
-    spurious = load_dataset("synthfaces", n_train=40, n_valid=20, n_test=20, image_size=16, spurious="hat", groups=["hat"])
+    spurious = load_dataset(
+        "synthfaces", n_train=40, n_valid=20, n_test=20, image_size=16, spurious="hat", groups=["hat"]
+    )
     assert spurious.group_columns == ["hat"]
 
 

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from debias.data import load_dataset
-from debias.data.synthfaces import DARK_MAX, SPURIOUS_TARGET, SynthFacesConfig, load_synthfaces, render_images, sample_attributes
+from debias.data.synthfaces import (
+    DARK_MAX,
+    SPURIOUS_TARGET,
+    SynthFacesConfig,
+    load_synthfaces,
+    render_images,
+    sample_attributes,
+)
 from debias.errors import UserError
 
 SMALL = dict(n_train=400, n_valid=200, n_test=200, image_size=16)
@@ -86,7 +93,9 @@ def test_rare_cells_are_hard_for_a_model_trained_on_the_biased_split():
     from sklearn.linear_model import LogisticRegression
 
     def rare_and_common_accuracy(rate):
-        dataset = load_synthfaces(n_train=1500, n_valid=16, n_test=600, image_size=16, spurious="hat", spurious_rate=rate)
+        dataset = load_synthfaces(
+            n_train=1500, n_valid=16, n_test=600, image_size=16, spurious="hat", spurious_rate=rate
+        )
         x = dataset.train.images.reshape(len(dataset.train), -1) / 255.0
         model = LogisticRegression(C=0.01, max_iter=300).fit(x, dataset.train.labels)
         test = dataset.test
@@ -100,8 +109,15 @@ def test_rare_cells_are_hard_for_a_model_trained_on_the_biased_split():
     assert biased_rare < balanced_rare - 0.05, (biased_rare, balanced_rare)
 
 
-@pytest.mark.parametrize("options", [dict(spurious="beard"), dict(spurious="hat", spurious_rate=0.4),
-                                     dict(spurious="hat", spurious_rate=1.5), dict(spurious="hat", spurious_rate="high")])
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(spurious="beard"),
+        dict(spurious="hat", spurious_rate=0.4),
+        dict(spurious="hat", spurious_rate=1.5),
+        dict(spurious="hat", spurious_rate="high"),
+    ],
+)
 def test_invalid_spurious_options_raise_user_error(options):
     with pytest.raises(UserError, match="synthfaces"):
         load_synthfaces(**SMALL, **options)

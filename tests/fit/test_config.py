@@ -63,24 +63,29 @@ def test_resume_takes_runtime_settings_from_the_command_line(item):
 
 def test_data_options_on_resume():
     saved = FitConfig(data="celeba", data_options={"root": ".", "groups": "Male", "cache_dir": "/a"})
-    given = FitConfig(data="celeba", data_options={"root": "./", "groups": ["Male"], "cache_dir": "/b", "target": "Smiling"})
+    given = FitConfig(
+        data="celeba", data_options={"root": "./", "groups": ["Male"], "cache_dir": "/b", "target": "Smiling"}
+    )
     conflicts = settings_conflicts(saved, given, {"data_options"})
     assert conflicts == ["--target Smiling (the run has unset)"]  # same root and groups, spelled differently
     resumed = resumed_config(saved, given, {"data_options"})
     assert resumed.data_options == {"root": ".", "groups": "Male", "cache_dir": "/b"}
 
 
-@pytest.mark.parametrize("changes, message", [
-    ({"epochs": 0}, "--epochs must be >= 1, got 0"),
-    ({"epochs": 2.5}, "--epochs must be a whole number, got 2.5"),
-    ({"learning_rate": 0.0}, "--lr must be > 0, got 0"),
-    ({"image_size": 40}, "--image-size must be a multiple of 16"),
-    ({"models": ("uniform", "bogus")}, "--models must be one of uniform, dbvae, sampler, oracle, got 'bogus'"),
-    ({"vae_on": "some"}, "--vae-on must be one of all, positives, got 'some'"),
-    ({"data_options": {"limit": 0}}, "--limit must be >= 1, got 0"),
-    ({"weighting": WeightingSettings(bins=1)}, "--bins must be >= 2"),
-    ({"auto_epochs": 3}, "--auto-epochs only applies to --weighting auto"),
-])
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"epochs": 0}, "--epochs must be >= 1, got 0"),
+        ({"epochs": 2.5}, "--epochs must be a whole number, got 2.5"),
+        ({"learning_rate": 0.0}, "--lr must be > 0, got 0"),
+        ({"image_size": 40}, "--image-size must be a multiple of 16"),
+        ({"models": ("uniform", "bogus")}, "--models must be one of uniform, dbvae, sampler, oracle, got 'bogus'"),
+        ({"vae_on": "some"}, "--vae-on must be one of all, positives, got 'some'"),
+        ({"data_options": {"limit": 0}}, "--limit must be >= 1, got 0"),
+        ({"weighting": WeightingSettings(bins=1)}, "--bins must be >= 2"),
+        ({"auto_epochs": 3}, "--auto-epochs only applies to --weighting auto"),
+    ],
+)
 def test_validate_names_the_flag_and_the_value(changes, message):
     with pytest.raises(UserError, match=None) as caught:
         validate(FitConfig(**changes))
@@ -95,7 +100,9 @@ def test_validate_lists_every_problem_in_one_message():
 
 
 def test_to_dict_round_trips_and_dbvae_is_always_a_model():
-    config = FitConfig(models=("oracle", "uniform"), auto_strategies=("joint",), weighting=WeightingSettings(strategy="auto"))
+    config = FitConfig(
+        models=("oracle", "uniform"), auto_strategies=("joint",), weighting=WeightingSettings(strategy="auto")
+    )
     assert config.models == ("uniform", "dbvae", "oracle")
     assert FitConfig.from_dict(config.to_dict()) == config
     legacy = dict(config.to_dict(), data_options={"limit": 5, "progress": False})

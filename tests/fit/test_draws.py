@@ -83,7 +83,9 @@ def test_density_draw_on_one_process_is_training_weights_of_the_encoded_latents(
     """The one refresh path (sharded, here over one process) gives the single-process weights."""
     data = dataset()
     for strategy in ("histogram", "joint"):
-        config = FitConfig(image_size=16, latent_dim=4, eval_batch_size=16, weighting=WeightingSettings(strategy=strategy))
+        config = FitConfig(
+            image_size=16, latent_dim=4, eval_batch_size=16, weighting=WeightingSettings(strategy=strategy)
+        )
         draw = DensityDraw("dbvae", data, config, CPU, SINGLE)
         trainer = Trainer(draw)
         stats = draw.refresh()

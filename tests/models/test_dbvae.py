@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.distributions import Normal
 
-from debias.models import DBVAE, DBVAELoss, Classifier, classifier_loss, kl_divergence
+from debias.models import DBVAE, Classifier, DBVAELoss, classifier_loss, kl_divergence
 
 
 @pytest.fixture
@@ -33,8 +33,12 @@ def _hand_outputs():
     x = torch.full((2, 3, 4, 4), 0.5)
     reconstruction = x.clone()
     reconstruction[0] += 0.1
-    outputs = {"logit": torch.zeros(2), "mu": torch.tensor([[1.0, 0.0], [2.0, 0.0]]), "logvar": torch.zeros(2, 2),
-               "reconstruction": reconstruction}
+    outputs = {
+        "logit": torch.zeros(2),
+        "mu": torch.tensor([[1.0, 0.0], [2.0, 0.0]]),
+        "logvar": torch.zeros(2, 2),
+        "reconstruction": reconstruction,
+    }
     return outputs, x
 
 

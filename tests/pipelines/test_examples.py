@@ -55,8 +55,22 @@ def test_torch_script_trains_with_weights_and_reports_test_accuracy(celeba, tmp_
     order = rng.permutation(len(ids))
     weights = write_weights(tmp_path / "weights.csv", [ids[i] for i in order], np.linspace(0.5, 1.5, len(ids)))
     result = run_script(
-        "train_celeba_torch.py", "--root", celeba, "--target", "Blond_Hair", "--weights", weights,
-        "--epochs", "1", "--image-size", "32", "--batch-size", "8", "--workers", "0", cwd=tmp_path,
+        "train_celeba_torch.py",
+        "--root",
+        celeba,
+        "--target",
+        "Blond_Hair",
+        "--weights",
+        weights,
+        "--epochs",
+        "1",
+        "--image-size",
+        "32",
+        "--batch-size",
+        "8",
+        "--workers",
+        "0",
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert f"weighted by {weights} ({len(ids)} rows" in result.stdout
@@ -87,7 +101,9 @@ def test_torch_script_dataset_reads_labels_in_official_order(celeba):
 def test_torch_script_refuses_weights_for_other_ids(celeba, tmp_path, capsys):
     weights = write_weights(tmp_path / "weights.csv", train_ids()[:-2] + ["x.jpg"], np.ones(len(train_ids()) - 1))
     script = load_script("train_celeba_torch.py")
-    code = script.main(["--root", str(celeba), "--weights", str(weights), "--epochs", "1", "--image-size", "16", "--workers", "0"])
+    code = script.main(
+        ["--root", str(celeba), "--weights", str(weights), "--epochs", "1", "--image-size", "16", "--workers", "0"]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "2 of your" in err and "'x.jpg'" in err
 
@@ -101,8 +117,18 @@ def test_sklearn_script_on_embeddings_with_sample_weight(tmp_path):
     np.save(tmp_path / "X.npy", embeddings)
     pd.DataFrame({"sample_id": files, "label": labels, "Male": male}).to_csv(tmp_path / "table.csv", index=False)
     weights = write_weights(tmp_path / "w.csv", files[::-1], rng.uniform(0.5, 1.5, size=200))
-    result = run_script("sklearn_embeddings.py", "--embeddings", "X.npy", "--table", "table.csv", "--weights", weights,
-                        "--group", "Male", cwd=tmp_path)
+    result = run_script(
+        "sklearn_embeddings.py",
+        "--embeddings",
+        "X.npy",
+        "--table",
+        "table.csv",
+        "--weights",
+        weights,
+        "--group",
+        "Male",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "unweighted  test accuracy" in result.stdout and "weighted    test accuracy" in result.stdout
     assert "label=1 Male=0" in result.stdout
@@ -114,7 +140,9 @@ def test_sklearn_script_on_a_run_folder_and_mismatched_weights(tmp_path, capsys)
     run = tmp_path / "run"
     run.mkdir()
     np.save(run / "latents.npy", np.random.default_rng(1).normal(size=(len(ids), 3)).astype(np.float32))
-    pd.DataFrame({"sample_id": ids, "weight": 1.0, "log_density": 0.0, "label": labels}).to_csv(run / "weights.csv", index=False)
+    pd.DataFrame({"sample_id": ids, "weight": 1.0, "log_density": 0.0, "label": labels}).to_csv(
+        run / "weights.csv", index=False
+    )
     script = load_script("sklearn_embeddings.py")
     assert script.main(["--run", str(run)]) == 0
     assert "test accuracy" in capsys.readouterr().out

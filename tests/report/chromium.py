@@ -24,9 +24,17 @@ from pathlib import Path
 
 # Flags that work as root in a container with no display, GPU or network.
 FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
 ]
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
@@ -108,8 +116,15 @@ class _Pipe:
             self._read_messages()
 
 
-def inspect_page(path: str | Path, browser: str | None = None, width: int = 1280, height: int = 800,
-                 timeout: float = 90.0, print_media: bool = False, pdf: bool = False) -> PageReport:
+def inspect_page(
+    path: str | Path,
+    browser: str | None = None,
+    width: int = 1280,
+    height: int = 800,
+    timeout: float = 90.0,
+    print_media: bool = False,
+    pdf: bool = False,
+) -> PageReport:
     """Load `path` in headless Chromium and report errors, requests, image decodes and a screenshot."""
     browser = browser or find_chromium()
     if browser is None:
@@ -127,8 +142,11 @@ def inspect_page(path: str | Path, browser: str | None = None, width: int = 1280
     with tempfile.TemporaryDirectory(prefix="debias-chromium-") as profile:
         proc = subprocess.Popen(
             [browser, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=child_fds, pass_fds=(3, 4),  # kept open by the close-fds pass that follows preexec_fn
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=child_fds,
+            pass_fds=(3, 4),  # kept open by the close-fds pass that follows preexec_fn
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
@@ -139,32 +157,50 @@ def inspect_page(path: str | Path, browser: str | None = None, width: int = 1280
             session = pipe.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
             for domain in ("Page", "Runtime", "Log", "Network"):
                 pipe.call(f"{domain}.enable", session=session)
-            pipe.call("Emulation.setDeviceMetricsOverride",
-                      {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}, session=session)
+            pipe.call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                session=session,
+            )
             if print_media:
                 pipe.call("Emulation.setEmulatedMedia", {"media": "print"}, session=session)
             pipe.call("Page.navigate", {"url": url}, session=session)
             pipe.wait_for("Page.loadEventFired")
-            decoded = pipe.call("Runtime.evaluate", {"expression": IMAGES_JS, "awaitPromise": True, "returnByValue": True},
-                                session=session)
+            decoded = pipe.call(
+                "Runtime.evaluate",
+                {"expression": IMAGES_JS, "awaitPromise": True, "returnByValue": True},
+                session=session,
+            )
             report.images = [tuple(x) for x in json.loads(decoded["result"]["value"])]
-            report.title = pipe.call("Runtime.evaluate", {"expression": "document.title", "returnByValue": True},
-                                     session=session)["result"]["value"]
+            report.title = pipe.call(
+                "Runtime.evaluate", {"expression": "document.title", "returnByValue": True}, session=session
+            )["result"]["value"]
             size = pipe.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
-            shot = pipe.call("Page.captureScreenshot", {
-                "format": "png", "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1},
-            }, session=session)
+            shot = pipe.call(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "captureBeyondViewport": True,
+                    "clip": {"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1},
+                },
+                session=session,
+            )
             report.screenshot = base64.b64decode(shot["data"])
             if pdf:
-                report.pdf = base64.b64decode(pipe.call("Page.printToPDF", {"printBackground": True}, session=session)["data"])
+                report.pdf = base64.b64decode(
+                    pipe.call("Page.printToPDF", {"printBackground": True}, session=session)["data"]
+                )
             for event in pipe.events:
                 method, params = event.get("method"), event.get("params", {})
                 if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-                    report.console_errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", [])))
+                    report.console_errors.append(
+                        " ".join(str(a.get("value", a.get("description", ""))) for a in params.get("args", []))
+                    )
                 elif method == "Log.entryAdded" and params.get("entry", {}).get("level") == "error":
                     entry = params["entry"]
-                    report.console_errors.append(f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}".strip())
+                    report.console_errors.append(
+                        f"{entry.get('source')}: {entry.get('text')} {entry.get('url', '')}".strip()
+                    )
                 elif method == "Runtime.exceptionThrown":
                     details = params.get("exceptionDetails", {})
                     report.exceptions.append(details.get("exception", {}).get("description") or details.get("text", ""))
@@ -193,6 +229,16 @@ if __name__ == "__main__":
     Path(shot).write_bytes(result.screenshot)
     if result.pdf:
         Path(shot).with_suffix(".pdf").write_bytes(result.pdf)
-    print(json.dumps({"title": result.title, "console_errors": result.console_errors, "exceptions": result.exceptions,
-                      "requests": result.requests, "images": len(result.images),
-                      "images_failed": sum(1 for ok, w, _ in result.images if not ok or w == 0)}, indent=1))
+    print(
+        json.dumps(
+            {
+                "title": result.title,
+                "console_errors": result.console_errors,
+                "exceptions": result.exceptions,
+                "requests": result.requests,
+                "images": len(result.images),
+                "images_failed": sum(1 for ok, w, _ in result.images if not ok or w == 0),
+            },
+            indent=1,
+        )
+    )

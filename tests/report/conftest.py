@@ -13,8 +13,15 @@ from debias.report import write_report
 def tiny_run(tmp_path_factory):
     """A real `debias fit` run folder at toy size (synthfaces, 120 images per split, 32 px)."""
     out = tmp_path_factory.mktemp("report-run") / "run"
-    config = FitConfig(data="synthfaces", data_options={"limit": 120}, epochs=2, batch_size=32, latent_dim=6,
-                       image_size=32, device="cpu")
+    config = FitConfig(
+        data="synthfaces",
+        data_options={"limit": 120},
+        epochs=2,
+        batch_size=32,
+        latent_dim=6,
+        image_size=32,
+        device="cpu",
+    )
     run_fit(config, out=out, progress=False)
     return out
 
@@ -30,9 +37,21 @@ def make_run(folder, predictions: pd.DataFrame, group_columns: list[str]):
     folder.mkdir(parents=True, exist_ok=True)
     config = {
         "format_version": 1,
-        "settings": {"data": "hand-made", "data_options": {}, "image_size": 32, "latent_dim": 4, "width": 16, "seed": 0},
-        "dataset": {"name": "hand-made", "target": "y", "group_columns": group_columns, "vae_on_all": True,
-                    "sizes": {"train": 0, "valid": 0, "test": int(predictions.groupby("model").size().max())}},
+        "settings": {
+            "data": "hand-made",
+            "data_options": {},
+            "image_size": 32,
+            "latent_dim": 4,
+            "width": 16,
+            "seed": 0,
+        },
+        "dataset": {
+            "name": "hand-made",
+            "target": "y",
+            "group_columns": group_columns,
+            "vae_on_all": True,
+            "sizes": {"train": 0, "valid": 0, "test": int(predictions.groupby("model").size().max())},
+        },
     }
     (folder / "config.json").write_text(json.dumps(config))
     predictions.to_csv(folder / "predictions_test.csv", index=False)
@@ -43,10 +62,18 @@ def predictions_table(models: dict[str, list[int]], labels: list[int], groups: l
     """predictions_test.csv rows: one block per model, group attribute `g`."""
     frames = []
     for name, preds in models.items():
-        frames.append(pd.DataFrame({
-            "model": name, "sample_id": [f"s{i}" for i in range(len(labels))], "label": labels,
-            "prob": [0.9 if p else 0.1 for p in preds], "pred": preds, "attr_g": groups,
-        }))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model": name,
+                    "sample_id": [f"s{i}" for i in range(len(labels))],
+                    "label": labels,
+                    "prob": [0.9 if p else 0.1 for p in preds],
+                    "pred": preds,
+                    "attr_g": groups,
+                }
+            )
+        )
     return pd.concat(frames, ignore_index=True)
 
 
@@ -54,4 +81,4 @@ def predictions_table(models: dict[str, list[int]], labels: list[int], groups: l
 LABELS = [1, 1, 0, 0, 1, 1, 1, 0, 0, 0]
 GROUPS = ["A"] * 4 + ["B"] * 6
 UNIFORM = [1, 0, 0, 0, 1, 1, 1, 1, 1, 0]  # A|1: 1/2, A|0: 2/2, B|1: 3/3, B|0: 1/3 -> 7/10
-DBVAE = [1, 1, 0, 1, 1, 1, 0, 0, 0, 0]    # A|1: 2/2, A|0: 1/2, B|1: 2/3, B|0: 3/3 -> 8/10
+DBVAE = [1, 1, 0, 1, 1, 1, 0, 0, 0, 0]  # A|1: 2/2, A|0: 1/2, B|1: 2/3, B|0: 3/3 -> 8/10

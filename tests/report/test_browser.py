@@ -13,7 +13,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def browser():
     path = find_chromium()
     if path is None:
-        pytest.skip("no Chromium on PATH and none could be installed (.ci/run installs Debian's `chromium` with apt-get)")
+        pytest.skip(
+            "no Chromium on PATH and none could be installed (.ci/run installs Debian's `chromium` with apt-get)"
+        )
     return path
 
 

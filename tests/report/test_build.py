@@ -11,7 +11,8 @@ from conftest import DBVAE, GROUPS, LABELS, UNIFORM, make_run, predictions_table
 from debias.cli import main
 from debias.errors import UserError
 from debias.report import write_report
-from debias.report.build import headline, report_paths
+from debias.report.headline import headline
+from debias.report.run import report_paths
 
 SCRIPT = "<script>alert(1)</script>"
 
@@ -30,9 +31,18 @@ def test_json_has_the_contract_keys_for_every_model(hand_report):
     _, report, _ = hand_report
     assert list(report["models"]) == ["uniform", "sampler", "dbvae", "oracle", "mystery"]
     for name, model in report["models"].items():
-        assert {"accuracy", "worst_group_accuracy", "worst_group", "groups", "accuracy_gap", "parity"} <= set(model), name
+        assert {"accuracy", "worst_group_accuracy", "worst_group", "groups", "accuracy_gap", "parity"} <= set(model), (
+            name
+        )
         for row in model["groups"].values():
-            assert {"count", "accuracy", "accuracy_ci", "true_positive_rate", "false_positive_rate", "selection_rate"} <= set(row)
+            assert {
+                "count",
+                "accuracy",
+                "accuracy_ci",
+                "true_positive_rate",
+                "false_positive_rate",
+                "selection_rate",
+            } <= set(row)
             assert len(row["accuracy_ci"]) == 2
     assert report["settings"]["data"] == "hand-made"
     assert report["models"]["uniform"]["accuracy"] == pytest.approx(0.7)
@@ -50,7 +60,10 @@ def test_json_is_strict_json(hand_report):
 def test_summary_states_the_answer_with_numbers(hand_report):
     _, report, html = hand_report
     assert report["summary"].startswith("DB-VAE raised worst-group accuracy from 33.3%")
-    assert "to 50.0%" in report["summary"] and "while raising overall accuracy by 10.0 points (70.0% → 80.0%)" in report["summary"]
+    assert (
+        "to 50.0%" in report["summary"]
+        and "while raising overall accuracy by 10.0 points (70.0% → 80.0%)" in report["summary"]
+    )
     assert "Group-balanced oracle (uses group labels)" in html
 
 
@@ -74,11 +87,16 @@ def test_headline_wording_for_cost_and_no_change():
         return {"label": "x", "accuracy": acc, "worst_group_accuracy": worst, "worst_group": group}
 
     text, html = headline({"uniform": model(0.95, 0.62, "g=dark"), "dbvae": model(0.93, 0.815, "g=dark")})
-    assert text == ("DB-VAE raised worst-group accuracy from 62.0% to 81.5% (group g=dark) "
-                    "at a cost of 2.0 points of overall accuracy (95.0% → 93.0%).")
+    assert text == (
+        "DB-VAE raised worst-group accuracy from 62.0% to 81.5% (group g=dark) "
+        "at a cost of 2.0 points of overall accuracy (95.0% → 93.0%)."
+    )
     assert "<strong>81.5%</strong>" in html
     text, _ = headline({"uniform": model(0.9, 0.6, "g=a"), "dbvae": model(0.9, 0.6, "g=a")})
-    assert text == "DB-VAE left worst-group accuracy unchanged at 60.0% (group g=a) with overall accuracy unchanged at 90.0%."
+    assert (
+        text
+        == "DB-VAE left worst-group accuracy unchanged at 60.0% (group g=a) with overall accuracy unchanged at 90.0%."
+    )
     _, html = headline({"uniform": model(0.9, 0.6, "<b>"), "dbvae": model(0.8, 0.5, "<b>")})
     assert "&lt;b&gt;" in html and "<b>" not in html
 
@@ -95,8 +113,17 @@ def test_real_run_report_has_every_section(tiny_run, tiny_report):
     assert set(weights) >= {"subgroup=common|label=1", "subgroup=nonface|label=0"}
     assert sum(r["count"] for r in weights.values()) == report["dataset"]["sizes"]["train"]
     assert report["notes"] == []
-    for section in ('id="summary"', 'id="groups"', 'id="weights"', 'id="curves"', 'id="latent"', "most upweighted",
-                    "least upweighted", "Reconstructions", "Latent traversals"):
+    for section in (
+        'id="summary"',
+        'id="groups"',
+        'id="weights"',
+        'id="curves"',
+        'id="latent"',
+        "most upweighted",
+        "least upweighted",
+        "Reconstructions",
+        "Latent traversals",
+    ):
         assert section in html, section
     assert html.count("data:image/png;base64,") >= 3 + 2 * 16 + 6
 
@@ -105,8 +132,14 @@ def test_out_names_the_file_and_its_json(tmp_path):
     assert report_paths("runs/r", None) == (Path("runs/r/report.html"), Path("runs/r/report.json"))
     elsewhere = tmp_path / "elsewhere"
     assert report_paths("runs/r", elsewhere / "mine.html") == (elsewhere / "mine.html", elsewhere / "mine.json")
-    assert report_paths("runs/r", tmp_path) == (tmp_path / "report.html", tmp_path / "report.json")  # an existing folder
-    assert report_paths("runs/r", elsewhere / "new") == (elsewhere / "new" / "report.html", elsewhere / "new" / "report.json")
+    assert report_paths("runs/r", tmp_path) == (
+        tmp_path / "report.html",
+        tmp_path / "report.json",
+    )  # an existing folder
+    assert report_paths("runs/r", elsewhere / "new") == (
+        elsewhere / "new" / "report.html",
+        elsewhere / "new" / "report.json",
+    )
     # `--out x.json` still gets its HTML beside it
     assert report_paths("runs/r", elsewhere / "mine.json") == (elsewhere / "mine.html", elsewhere / "mine.json")
 

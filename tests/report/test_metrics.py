@@ -10,8 +10,9 @@ from conftest import GROUPS, LABELS, UNIFORM, predictions_table
 from sklearn.metrics import accuracy_score
 
 from debias.groups import group_labels
-from debias.report.build import Run, evaluate_models
+from debias.report.build import evaluate_models
 from debias.report.metrics import accuracy_interval, model_metrics, parity_differences, training_weight_table
+from debias.report.run import Run
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,12 @@ def test_per_group_accuracy_worst_group_and_gap_match_hand_counts(uniform):
     assert uniform["accuracy"] == pytest.approx(7 / 10)
     acc = {g: r["accuracy"] for g, r in uniform["groups"].items()}
     assert acc == pytest.approx({"g=A|label=0": 1.0, "g=A|label=1": 0.5, "g=B|label=0": 1 / 3, "g=B|label=1": 1.0})
-    assert {g: r["count"] for g, r in uniform["groups"].items()} == {"g=A|label=0": 2, "g=A|label=1": 2, "g=B|label=0": 3, "g=B|label=1": 3}
+    assert {g: r["count"] for g, r in uniform["groups"].items()} == {
+        "g=A|label=0": 2,
+        "g=A|label=1": 2,
+        "g=B|label=0": 3,
+        "g=B|label=1": 3,
+    }
     assert uniform["worst_group"] == "g=B|label=0"
     assert uniform["worst_group_accuracy"] == pytest.approx(1 / 3)
     assert uniform["best_group_accuracy"] == pytest.approx(1.0)
@@ -37,8 +43,12 @@ def test_per_group_accuracy_worst_group_and_gap_match_hand_counts(uniform):
 
 def test_rates_per_group_column_match_hand_counts(uniform):
     a, b = uniform["by_column"]["g"]["g=A"], uniform["by_column"]["g"]["g=B"]
-    assert (a["accuracy"], a["true_positive_rate"], a["false_positive_rate"], a["selection_rate"]) == pytest.approx((3 / 4, 1 / 2, 0.0, 1 / 4))
-    assert (b["accuracy"], b["true_positive_rate"], b["false_positive_rate"], b["selection_rate"]) == pytest.approx((4 / 6, 1.0, 2 / 3, 5 / 6))
+    assert (a["accuracy"], a["true_positive_rate"], a["false_positive_rate"], a["selection_rate"]) == pytest.approx(
+        (3 / 4, 1 / 2, 0.0, 1 / 4)
+    )
+    assert (b["accuracy"], b["true_positive_rate"], b["false_positive_rate"], b["selection_rate"]) == pytest.approx(
+        (4 / 6, 1.0, 2 / 3, 5 / 6)
+    )
 
 
 def test_rates_a_group_cannot_define_are_nan_not_zero(uniform):
@@ -56,7 +66,9 @@ def test_parity_differences_match_hand_counts(uniform):
 
 
 def test_equalized_odds_is_undefined_when_a_group_holds_one_class():
-    result = parity_differences(np.array([1, 1, 0, 0]), np.array([1, 0, 0, 1]), pd.Series(["face", "face", "nonface", "nonface"]))
+    result = parity_differences(
+        np.array([1, 1, 0, 0]), np.array([1, 0, 0, 1]), pd.Series(["face", "face", "nonface", "nonface"])
+    )
     assert result["equalized_odds_difference"] is None
     assert "face" in result["note"] and "single class" in result["note"]
     assert result["demographic_parity_difference"] == pytest.approx(0.0)
@@ -122,7 +134,9 @@ def test_intervals_are_independent_of_other_models():
     labels, preds = rows["label"].tolist(), rows["pred"].tolist()
 
     def evaluate(models):
-        run = Run(Path("run"), {"dataset": {"group_columns": ["g"]}}, predictions_table(models, labels, ["B"] * len(labels)))
+        run = Run(
+            Path("run"), {"dataset": {"group_columns": ["g"]}}, predictions_table(models, labels, ["B"] * len(labels))
+        )
         return evaluate_models(run, n_boot=200)
 
     alone, both = evaluate({"dbvae": preds}), evaluate({"uniform": [1 - p for p in preds], "dbvae": preds})

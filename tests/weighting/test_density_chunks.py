@@ -42,9 +42,14 @@ def edge_latents(seed: int = 0) -> np.ndarray:
     low, high = mu[:, 3].min(), mu[:, 3].max()
     # edge values computed as the float32 and float64 formulas would, and their neighbours
     edges64 = low + (high - low) / 10 * np.arange(1, 10)
-    candidates = np.concatenate([edges64.astype(np.float32), np.nextafter(edges64.astype(np.float32), np.float32(np.inf)),
-                                 np.nextafter(edges64.astype(np.float32), np.float32(-np.inf)),
-                                 (low + (high - low) / np.float32(10) * np.arange(1, 10, dtype=np.float32))])
+    candidates = np.concatenate(
+        [
+            edges64.astype(np.float32),
+            np.nextafter(edges64.astype(np.float32), np.float32(np.inf)),
+            np.nextafter(edges64.astype(np.float32), np.float32(-np.inf)),
+            (low + (high - low) / np.float32(10) * np.arange(1, 10, dtype=np.float32)),
+        ]
+    )
     mu[::3, 3] = rng.choice(candidates, len(mu[::3, 3]))
     mu[:, 4] = 3.0  # a constant dimension
     mu[:, 5] = rng.integers(0, 5, n) * np.float32(0.1)  # few distinct values, some bins empty
@@ -129,7 +134,9 @@ def test_other_latent_dtypes_follow_the_formula_in_float64(dtype):
     m = mu.double().numpy()
     for combine in COMBINATIONS:
         _, expected = float64_formula(m, 10, 0.01, combine)
-        np.testing.assert_allclose(histogram_log_weights(mu, bins=10, combine=combine, chunk_rows=100).numpy(), expected, atol=1e-9)
+        np.testing.assert_allclose(
+            histogram_log_weights(mu, bins=10, combine=combine, chunk_rows=100).numpy(), expected, atol=1e-9
+        )
 
 
 def test_non_finite_latents_are_rejected():

@@ -5,8 +5,13 @@ import pytest
 import torch
 
 from debias.weighting import (
-    WeightingSettings, cap_weights, effective_sample_size, histogram_log_weights, max_min_ratio,
-    normalize_log_weights, training_weights,
+    WeightingSettings,
+    cap_weights,
+    effective_sample_size,
+    histogram_log_weights,
+    max_min_ratio,
+    normalize_log_weights,
+    training_weights,
 )
 from debias.weighting.histogram import histogram_counts
 
@@ -30,8 +35,11 @@ def test_hand_computed_weights_with_alpha_two_dimensions():
     # (0.85, 0.35) / 1.2 or its mirror, so a common value scores a = ln(1.2 / 0.85), a rare one
     # b = ln(1.2 / 0.35). Rows: (common, rare), (common, common), (rare, common), (common, common).
     a, b = math.log(1.2 / 0.85), math.log(1.2 / 0.35)
-    for combine, expected in [("product", [a + b, 2 * a, a + b, 2 * a]), ("geometric", [(a + b) / 2, a, (a + b) / 2, a]),
-                              ("max", [b, a, b, a])]:
+    for combine, expected in [
+        ("product", [a + b, 2 * a, a + b, 2 * a]),
+        ("geometric", [(a + b) / 2, a, (a + b) / 2, a]),
+        ("max", [b, a, b, a]),
+    ]:
         got = histogram_log_weights(mu, bins=2, alpha=0.1, combine=combine).numpy()
         np.testing.assert_allclose(got, expected, rtol=1e-12)
 
@@ -150,7 +158,12 @@ def test_detection_mode_scores_positives_only_and_keeps_class_balance():
 def test_invalid_settings_are_rejected():
     mu = _realistic_latents(n=100, d=4)
     ones = torch.ones(100)
-    for bad in [WeightingSettings(bins=1), WeightingSettings(alpha=-0.1), WeightingSettings(combine="sum"), WeightingSettings(cap=0.5)]:
+    for bad in [
+        WeightingSettings(bins=1),
+        WeightingSettings(alpha=-0.1),
+        WeightingSettings(combine="sum"),
+        WeightingSettings(cap=0.5),
+    ]:
         with pytest.raises(ValueError):
             training_weights(mu, ones, bad, vae_on_all=True)
     # alpha = 0 is valid: the paper's uniform-over-latent-space limit

@@ -8,8 +8,15 @@ import pytest
 import torch
 
 from debias.weighting import (
-    STRATEGIES, WeightingInputs, WeightingSettings, compute_weights, effective_sample_size, needs_errors,
-    training_weights, validate, weight_summary,
+    STRATEGIES,
+    WeightingInputs,
+    WeightingSettings,
+    compute_weights,
+    effective_sample_size,
+    needs_errors,
+    training_weights,
+    validate,
+    weight_summary,
 )
 from debias.weighting.errors import early_error_rates
 
@@ -37,7 +44,13 @@ def rare_combination(seed=0, n=N):
     mu[:, 2:] = g.standard_normal((n, 2))
     wrong = rare & (g.random(n) > 0.2) | ~rare & (g.random(n) < 0.03)
     p_label1 = np.where(wrong, 1 - a, a) * 0.8 + 0.1  # 0.9 when predicting 1, 0.1 when predicting 0
-    return torch.tensor(mu, dtype=torch.float32), torch.tensor(a), torch.tensor(rare), torch.tensor(p_label1), torch.tensor(wrong)
+    return (
+        torch.tensor(mu, dtype=torch.float32),
+        torch.tensor(a),
+        torch.tensor(rare),
+        torch.tensor(p_label1),
+        torch.tensor(wrong),
+    )
 
 
 def _weights(strategy, cap=None, **options):
@@ -78,7 +91,9 @@ def test_errors_is_jtt_lambda_for_errors_and_one_otherwise():
     assert torch.allclose(weights[~wrong], weights[~wrong][0].expand(int((~wrong).sum())))
     assert weights.mean().item() == pytest.approx(1.0)
     # by hand: rows 1 and 3 are errors (P(label = 1) 0.2 for a 1, 0.6 for a 0); raw 1, 7, 1, 7 has mean 4
-    inputs = WeightingInputs.from_early_probs(torch.zeros(4, 2), torch.tensor([1, 1, 0, 0]), np.array([0.9, 0.2, 0.3, 0.6]))
+    inputs = WeightingInputs.from_early_probs(
+        torch.zeros(4, 2), torch.tensor([1, 1, 0, 0]), np.array([0.9, 0.2, 0.3, 0.6])
+    )
     tiny, _ = compute_weights(inputs, WeightingSettings(strategy="errors", errors_upweight=7.0), vae_on_all=True)
     assert tiny.tolist() == pytest.approx([0.25, 1.75, 0.25, 1.75])
 
@@ -127,7 +142,9 @@ def test_uniform_strategy_is_all_ones():
 def test_detection_mode_scores_positives_only_for_every_strategy():
     mu, labels, _, probs, _ = rare_combination()
     for strategy in STRATEGIES:
-        weights, score = training_weights(mu, labels, WeightingSettings(strategy=strategy), vae_on_all=False, early_probs=probs)
+        weights, score = training_weights(
+            mu, labels, WeightingSettings(strategy=strategy), vae_on_all=False, early_probs=probs
+        )
         assert torch.all(weights[labels == 0] == 1.0), strategy
         assert weights[labels == 1].mean().item() == pytest.approx(1.0)
         assert torch.isnan(score[labels == 0]).all()
@@ -170,8 +187,17 @@ def test_small_classes_do_not_break_the_joint_density():
 
 @pytest.mark.parametrize(
     "bad",
-    [dict(strategy="nope"), dict(strategy="auto"), dict(errors_upweight=0.5), dict(errors_epoch=0), dict(joint_method="kde"),
-     dict(joint_dims=0), dict(joint_components=0), dict(knn_k=0), dict(joint_alpha=-1.0)],
+    [
+        dict(strategy="nope"),
+        dict(strategy="auto"),
+        dict(errors_upweight=0.5),
+        dict(errors_epoch=0),
+        dict(joint_method="kde"),
+        dict(joint_dims=0),
+        dict(joint_components=0),
+        dict(knn_k=0),
+        dict(joint_alpha=-1.0),
+    ],
 )
 def test_invalid_settings_are_rejected(bad):
     with pytest.raises(ValueError):

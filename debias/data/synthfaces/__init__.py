@@ -72,7 +72,9 @@ from debias.data.synthfaces.render import render_images, skin_rgb
 from debias.errors import UserError
 
 
-def generate_split(n: int, *, balanced: bool, config: SynthFacesConfig, rng: np.random.Generator) -> tuple[np.ndarray, pd.DataFrame]:
+def generate_split(
+    n: int, *, balanced: bool, config: SynthFacesConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, pd.DataFrame]:
     """`n` samples: images uint8 [n, S, S, 3] and their attributes DataFrame (one row each).
 
     balanced=False is the biased training mix, balanced=True the validation/test mix; the same
@@ -128,8 +130,16 @@ def load_synthfaces(
     if limit is not None:
         n_train, n_valid, n_test = (min(n, limit) for n in (n_train, n_valid, n_test))
     config = SynthFacesConfig(
-        n_train=n_train, n_valid=n_valid, n_test=n_test, image_size=image_size, rare_rate=rare_rate,
-        face_fraction=face_fraction, seed=seed, difficulty=difficulty, spurious=spurious, spurious_rate=spurious_rate,
+        n_train=n_train,
+        n_valid=n_valid,
+        n_test=n_test,
+        image_size=image_size,
+        rare_rate=rare_rate,
+        face_fraction=face_fraction,
+        seed=seed,
+        difficulty=difficulty,
+        spurious=spurious,
+        spurious_rate=spurious_rate,
     )
     # Spurious mode: the trait crossed with the label gives the four cells.
     group_columns = ["subgroup"] if config.spurious is None else [config.spurious]
@@ -163,11 +173,15 @@ def _check_groups(requested: list[str], group_columns: list[str]) -> None:
     if not requested or requested == group_columns:
         return
     if group_columns == ["subgroup"]:
-        meaning = (f"subgroup ({', '.join(FACE_SUBGROUPS)} for faces, {NONFACE_SUBGROUP} for the rest, crossed with the face label). "
-                   f"Leave {OPTION_FLAGS['groups']} out; {option_flag('spurious', 'hat')} or spurious=dark makes a trait the group")
+        meaning = (
+            f"subgroup ({', '.join(FACE_SUBGROUPS)} for faces, {NONFACE_SUBGROUP} for the rest, crossed with the face label). "
+            f"Leave {OPTION_FLAGS['groups']} out; {option_flag('spurious', 'hat')} or spurious=dark makes a trait the group"
+        )
     else:
-        meaning = (f"{group_columns[0]} (the spurious trait, crossed with the {SPURIOUS_TARGET} label). "
-                   f"Leave {OPTION_FLAGS['groups']} out")
+        meaning = (
+            f"{group_columns[0]} (the spurious trait, crossed with the {SPURIOUS_TARGET} label). "
+            f"Leave {OPTION_FLAGS['groups']} out"
+        )
     raise UserError(
         f"{option_flag('groups', ','.join(requested))} does not apply to the synthfaces dataset: its groups are fixed "
         f"by its mode, here {meaning}."
@@ -175,7 +189,19 @@ def _check_groups(requested: list[str], group_columns: list[str]) -> None:
 
 
 __all__ = [
-    "DARK_MAX", "FACE_SUBGROUPS", "HAIR_COLORS", "HAIR_LENGTHS", "LIGHT_MIN", "NONFACE_SUBGROUP", "SPURIOUS_ATTRIBUTES",
-    "SPURIOUS_TARGET", "SynthFacesConfig", "generate_split", "load_synthfaces", "render_images", "sample_attributes",
-    "skin_rgb", "spurious_attributes",
+    "DARK_MAX",
+    "FACE_SUBGROUPS",
+    "HAIR_COLORS",
+    "HAIR_LENGTHS",
+    "LIGHT_MIN",
+    "NONFACE_SUBGROUP",
+    "SPURIOUS_ATTRIBUTES",
+    "SPURIOUS_TARGET",
+    "SynthFacesConfig",
+    "generate_split",
+    "load_synthfaces",
+    "render_images",
+    "sample_attributes",
+    "skin_rgb",
+    "spurious_attributes",
 ]

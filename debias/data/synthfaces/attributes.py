@@ -52,7 +52,10 @@ def sample_attributes(n: int, *, balanced: bool, config: SynthFacesConfig, rng: 
     n_faces = int(round(n * config.face_fraction))
     counts = _group_counts(n_faces, balanced, config.rare_rate)
     subgroup = np.concatenate(
-        [np.repeat(np.array(FACE_SUBGROUPS, dtype=object), counts), np.full(n - n_faces, NONFACE_SUBGROUP, dtype=object)]
+        [
+            np.repeat(np.array(FACE_SUBGROUPS, dtype=object), counts),
+            np.full(n - n_faces, NONFACE_SUBGROUP, dtype=object),
+        ]
     )
     subgroup = subgroup[rng.permutation(n)]
     face = subgroup != NONFACE_SUBGROUP
@@ -145,4 +148,3 @@ def spurious_attributes(n: int, *, balanced: bool, config: SynthFacesConfig, rng
             "pose_angle": pose_angle.astype(np.float64),
         }
     )
-

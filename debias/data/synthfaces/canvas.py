@@ -16,11 +16,14 @@ def _col(value, sel: np.ndarray) -> np.ndarray:
 
 
 class Ellipse:
+    """An ellipse with half-axes a (x) and b (y), per image; antialiased over about a pixel."""
+
     def __init__(self, a, b):
         self.a, self.b = np.asarray(a, np.float32), np.asarray(b, np.float32)
         self.reach = np.maximum(self.a, self.b)
 
     def alpha(self, lx, ly, sel):
+        """Coverage in [0, 1] at local coordinates (lx, ly) of the images selected by `sel`."""
         a, b = _col(self.a, sel), _col(self.b, sel)
         q = (lx / a) ** 2 + (ly / b) ** 2
         # Near the boundary q - 1 ~ 2 * (distance / radius); the smaller radius keeps thin
@@ -32,11 +35,14 @@ class Ellipse:
 
 
 class Box:
+    """A rectangle with half-sides a (x) and b (y), per image."""
+
     def __init__(self, a, b):
         self.a, self.b = np.asarray(a, np.float32), np.asarray(b, np.float32)
         self.reach = np.hypot(self.a, self.b)
 
     def alpha(self, lx, ly, sel):
+        """Coverage in [0, 1] at local coordinates (lx, ly) of the images selected by `sel`."""
         d = np.maximum(np.abs(lx) - _col(self.a, sel), np.abs(ly) - _col(self.b, sel))
         return np.clip(0.5 - d, 0.0, 1.0, out=d)
 
@@ -50,6 +56,7 @@ class Ring:
         self.reach = self.outer.reach
 
     def alpha(self, lx, ly, sel):
+        """Coverage of the outline: the outer ellipse less the inner one."""
         return np.clip(self.outer.alpha(lx, ly, sel) - self.inner.alpha(lx, ly, sel), 0.0, 1.0)
 
 
@@ -62,6 +69,7 @@ class Above:
         self.reach = shape.reach
 
     def alpha(self, lx, ly, sel):
+        """The shape's coverage where it lies above the cut."""
         cut = np.clip(0.5 - (ly - _col(self.y0, sel) - _col(self.slope, sel) * lx), 0, 1)
         return self.shape.alpha(lx, ly, sel) * cut
 
@@ -74,6 +82,7 @@ class Striped:
         self.reach = shape.reach
 
     def alpha(self, lx, ly, sel):
+        """The shape's coverage, modulated by the stripes."""
         period = _col(self.period, sel)
         wave = np.sin(lx * (2 * np.pi / period) + _col(self.phase, sel))
         return self.shape.alpha(lx, ly, sel) * np.clip(0.5 + wave * (period / (2 * np.pi)), 0.0, 1.0)
@@ -90,6 +99,7 @@ class Frame:
     uy: np.ndarray
 
     def point(self, hx, hy):
+        """Pixel coordinates of the point (hx, hy) given in the frame's units."""
         lx, ly = np.asarray(hx, np.float32) * self.ux, np.asarray(hy, np.float32) * self.uy
         c, s = np.cos(self.angle), np.sin(self.angle)
         return self.cx + c * lx - s * ly, self.cy + s * lx + c * ly
@@ -123,8 +133,12 @@ class Canvas:
             # shared by all of them (a view when every image is painted). A gather costs about 30
             # times an arithmetic pass per pixel, so per-image windows only pay for small shapes.
             flat = None
-            r0, r1 = (int(np.clip(v, 0, size)) for v in (np.floor((py - reach).min()) - 1, np.ceil((py + reach).max()) + 2))
-            c0, c1 = (int(np.clip(v, 0, size)) for v in (np.floor((px - reach).min()) - 1, np.ceil((px + reach).max()) + 2))
+            r0, r1 = (
+                int(np.clip(v, 0, size)) for v in (np.floor((py - reach).min()) - 1, np.ceil((py + reach).max()) + 2)
+            )
+            c0, c1 = (
+                int(np.clip(v, 0, size)) for v in (np.floor((px - reach).min()) - 1, np.ceil((px + reach).max()) + 2)
+            )
             if r0 >= r1 or c0 >= c1:
                 return
             band = (slice(None), slice(None) if which is None else sel, slice(r0, r1), slice(c0, c1))
@@ -154,4 +168,3 @@ class Canvas:
             self.rgb.reshape(3, -1)[:, flat] = region
         elif which is not None:
             self.rgb[band] = region
-

@@ -38,7 +38,9 @@ class SynthFacesConfig:
             _check_int(name, getattr(self, name), low=1)
         _check_int("image_size", self.image_size, low=16, high=512)
         _check_int("seed", self.seed, low=0)
-        _check_float("rare_rate", self.rare_rate, 0.0, 0.25, "each of the 3 rare subgroups gets this share of training faces")
+        _check_float(
+            "rare_rate", self.rare_rate, 0.0, 0.25, "each of the 3 rare subgroups gets this share of training faces"
+        )
         _check_float("face_fraction", self.face_fraction, 0.0, 1.0, "both classes are needed", open_interval=True)
         _check_float("difficulty", self.difficulty, 0.0, 2.0, "0 = easy, 1 = default")
         if self.spurious is not None and self.spurious not in SPURIOUS_ATTRIBUTES:
@@ -46,7 +48,9 @@ class SynthFacesConfig:
                 f"synthfaces: spurious must be one of {', '.join(SPURIOUS_ATTRIBUTES)} (the trait tied to the "
                 f"{SPURIOUS_TARGET} label in training), got {self.spurious!r}"
             )
-        _check_float("spurious_rate", self.spurious_rate, 0.5, 1.0, "share of training faces whose trait agrees with the label")
+        _check_float(
+            "spurious_rate", self.spurious_rate, 0.5, 1.0, "share of training faces whose trait agrees with the label"
+        )
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> None:
@@ -64,4 +68,3 @@ def _check_float(name: str, value, low: float, high: float, why: str, open_inter
     if not inside:
         brackets = "()" if open_interval else "[]"
         raise UserError(f"synthfaces: {name} must be in {brackets[0]}{low}, {high}{brackets[1]} ({why}), got {value}")
-

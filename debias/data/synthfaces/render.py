@@ -22,8 +22,17 @@ _SKIN_RGB = np.array(
 _HAIR_RGB = np.array([[24, 20, 18], [92, 58, 34], [222, 190, 112], [168, 70, 30], [168, 168, 164]], dtype=np.float32)
 _FRAME_RGB = np.array([[18, 18, 18], [58, 34, 20], [20, 26, 68], [86, 18, 24]], dtype=np.float32)
 _HAT_RGB = np.array(
-    [[200, 30, 35], [30, 60, 170], [30, 120, 50], [25, 25, 25], [235, 228, 210], [230, 190, 30], [110, 40, 130],
-     [120, 80, 40], [240, 120, 20]],
+    [
+        [200, 30, 35],
+        [30, 60, 170],
+        [30, 120, 50],
+        [25, 25, 25],
+        [235, 228, 210],
+        [230, 190, 30],
+        [110, 40, 130],
+        [120, 80, 40],
+        [240, 120, 20],
+    ],
     dtype=np.float32,
 )
 
@@ -158,8 +167,14 @@ def _paint_glasses(cv, f, y, dx, p, which, lenses=True, thin=False):
     cv.paint(f, 0.0, y - 0.02, Box((dx - 0.3) * f.ux + t, t / 2), p["frame_rgb"], which)
 
 
-def _paint_faces(cv: Canvas, attrs: dict, p: dict, which: np.ndarray, mouthless: np.ndarray | None = None,
-                 subtle_glasses: bool = False) -> None:
+def _paint_faces(
+    cv: Canvas,
+    attrs: dict,
+    p: dict,
+    which: np.ndarray,
+    mouthless: np.ndarray | None = None,
+    subtle_glasses: bool = False,
+) -> None:
     """Draw a face on the images in `which`, back to front: shoulders, long hair, neck, ears,
     head, eyes and brows, nose, mouth (not where `mouthless`: the look-alike non-faces), fringe,
     then glasses and hat where the attributes say (`subtle_glasses`: thin frames, clear lenses)."""
@@ -275,7 +290,10 @@ def _paint_background(cv: Canvas, p: dict) -> None:
 def _finish(cv: Canvas, p: dict, rng: np.random.Generator, out: np.ndarray) -> None:
     half = cv.size / 2
     g = cv.centers / half - 1.0
-    light = (np.cos(p["light_dir"])[:, None, None] * g[None, None, :] + np.sin(p["light_dir"])[:, None, None] * g[None, :, None])
+    light = (
+        np.cos(p["light_dir"])[:, None, None] * g[None, None, :]
+        + np.sin(p["light_dir"])[:, None, None] * g[None, :, None]
+    )
     light = 1.0 + p["light_gain"][:, None, None] * light
     noise = rng.random((cv.n, cv.size, cv.size), dtype=np.float32)
     noise -= 0.5
@@ -319,7 +337,9 @@ def render_images(attributes: pd.DataFrame, *, config: SynthFacesConfig, rng: np
         look = block["lookalike"]
         # Spurious mode: the target (glasses) is drawn subtler than the trait tied to it, as age is
         # subtler than gender in CelebA; tinted lenses would make it as easy to see as a hat.
-        _paint_faces(canvas, block, p, face[start:stop] | look, mouthless=look, subtle_glasses=config.spurious is not None)
+        _paint_faces(
+            canvas, block, p, face[start:stop] | look, mouthless=look, subtle_glasses=config.spurious is not None
+        )
         _paint_nonfaces(canvas, block, p, ~face[start:stop] & ~look, config.difficulty)
         _finish(canvas, p, rng, images[start:stop])
     return images
