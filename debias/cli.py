@@ -14,6 +14,7 @@ from debias.data.options import OPTION_FLAGS, DataFlags
 from debias.distributed import PeerError, is_main_process
 from debias.errors import UserError
 from debias.fit import FitConfig
+from debias.summary import format_recompute, format_summary
 from debias.weighting import COMBINATIONS, STRATEGIES
 
 
@@ -117,56 +118,6 @@ def fit(data_option, write_report_too, out, overwrite, resume, quiet, **settings
         click.echo(f"Report: {write_report(result['run_dir'])}")
 
 
-def format_summary(result: dict) -> str:
-    """The closing table of `debias fit`: accuracy and worst-group accuracy per model on the test split."""
-    test = result["results"]["test"]
-    lines = [
-        f"Run folder: {result['run_dir']}",
-        "",
-        f"{'test split':<12}{'accuracy':>10}{'worst group':>13}  worst group is",
-    ]
-    for name, m in test.items():
-        lines.append(f"{name:<12}{m['accuracy']:>10.3f}{m['worst_group_accuracy']:>13.3f}  {m['worst_group']}")
-    w = result["final_weights"]
-    selection = result.get("weighting_selection")
-    if selection:
-        criterion = selection["criterion"]
-        lines += [
-            "",
-            f"--weighting auto chose {selection['chosen']} by validation {criterion.replace('_', ' ')}"
-            + (f" over {','.join(selection['val_groups'])}" if selection["val_groups"] else "")
-            + (
-                f", within {selection['accuracy_budget']:g} points of the most accurate"
-                if "accuracy_budget" in selection
-                else ""
-            )
-            + ":",
-        ]
-        for name, figures in selection["candidates"].items():
-            mark = "*" if name == selection["chosen"] else " "
-            lines.append(
-                f" {mark} {name:<14}{figures[criterion]:>8.3f}   accuracy {figures['accuracy']:.3f}   ESS {figures['ess']:.2f}"
-            )
-    elif result.get("weighting_strategy"):
-        lines += ["", f"weighting: {result['weighting_strategy']}"]
-    early = result.get("early_errors")
-    if early:
-        lines.append(
-            f"early errors: the uniform baseline after epoch {early['epoch']}, {early['error_rate']:.1%} of the training "
-            f"split (always predicting the majority class: {early['majority_error_rate']:.1%})"
-            + (
-                ""
-                if early["informative"]
-                else "; no epoch beat that, so the errors mark a whole class, not rare people"
-            )
-        )
-    lines.append("")
-    lines.append(
-        f"weights.csv: ESS {w['ess']:.2f} of N, max/min weight ratio {w['max_min_ratio']:.1f}, {result['seconds']:.0f} s in all"
-    )
-    return "\n".join(lines)
-
-
 @main.command()
 def datasets() -> None:
     """List the datasets debias can read and how to point at each."""
@@ -219,26 +170,7 @@ def weights_command(run, weighting, alpha, bins, combine, cap, no_cap, out, over
         overwrite=overwrite,
         strategy=weighting,
     )
-    click.echo(format_reweight(result))
-
-
-def format_reweight(result: dict) -> str:
-    """What `debias weights` prints: the new file, its settings, ESS and max/min ratio beside the fit's."""
-    s, new, old = result["settings"], result["stats"], result["fit_stats"]
-    cap = "none" if s["cap"] is None else f"{s['cap']:g}"
-    how = (
-        f"alpha {s['alpha']:g}, bins {s['bins']}, combine {s['combine']}"
-        if s.get("strategy", "histogram") == "histogram"
-        else f"{s['strategy']}"
-    )
-    return "\n".join(
-        [
-            f"Wrote {result['path']} ({result['rows']} rows): {how}, cap {cap}",
-            f"{'':<12}{'ESS of N':>10}{'max/min':>10}",
-            f"{'new':<12}{new['ess']:>10.3f}{new['max_min_ratio']:>10.1f}",
-            f"{'fit':<12}{old['ess']:>10.3f}{old['max_min_ratio']:>10.1f}",
-        ]
-    )
+    click.echo(format_recompute(result))
 
 
 @main.command("report")

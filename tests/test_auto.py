@@ -13,10 +13,11 @@ from click.testing import CliRunner
 import debias.fit.auto
 import debias.fit.run
 import debias.fit.trainer
-from debias.cli import format_summary, main
+from debias.cli import main
 from debias.data import load_dataset
 from debias.fit import FitConfig, run_fit
 from debias.fit.auto import choose, validation_figures, worst_class_accuracy
+from debias.summary import format_summary
 from debias.weighting import WeightingSettings
 
 TINY = [
