@@ -68,10 +68,18 @@ def _epoch_span(done: int) -> str:
     return "epoch 1" if done == 1 else f"epochs 1-{done}"
 
 
-def describe_progress(epochs_done: dict[str, int], epochs: int) -> str:
-    """'uniform epochs 1-3, dbvae epoch 1 (of 3 each)' from a checkpoint's epochs_done."""
-    parts = [f"{name} {_epoch_span(done)}" for name, done in epochs_done.items() if done > 0]
-    return ", ".join(parts) + f" (of {epochs} each)" if parts else "no finished epoch"
+def describe_progress(epochs_done: dict[str, int], epochs: dict[str, int]) -> str:
+    """'uniform epochs 1-3, dbvae epoch 1 (of 3 each)' from a checkpoint's epochs_done and each model's epochs.
+
+    Models with different epoch counts (the DB-VAE's warm-up) get theirs each: 'dbvae epoch 1 of 5'.
+    """
+    shown = {name: done for name, done in epochs_done.items() if done > 0}
+    if not shown:
+        return "no finished epoch"
+    totals = {epochs.get(name) for name in shown}
+    if len(totals) == 1:
+        return ", ".join(f"{name} {_epoch_span(done)}" for name, done in shown.items()) + f" (of {totals.pop()} each)"
+    return ", ".join(f"{name} {_epoch_span(done)} of {epochs.get(name)}" for name, done in shown.items())
 
 
 def checkpoint_state(

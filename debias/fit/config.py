@@ -55,6 +55,19 @@ class FitConfig:
     beta: float = setting(
         0.01, "--beta", "Weight of the KL term against the mean absolute reconstruction error.", low=0
     )
+    kl_warmup_epochs: float = setting(
+        0.0, "--kl-warmup-epochs", "DB-VAE: epochs over which the KL weight rises linearly from 0 to --beta.", low=0
+    )
+    free_bits: float = setting(
+        0.0, "--free-bits", "DB-VAE: nats per latent dimension the KL term does not charge (0: the plain KL).", low=0
+    )
+    vae_warmup_steps: int = setting(
+        0,
+        "--vae-warmup-steps",
+        "DB-VAE: training steps with uniform draws before its "
+        "own weights are used, rounded up to whole epochs (added to --epochs).",
+        low=0,
+    )
     image_size: int = setting(
         64,
         "--image-size",

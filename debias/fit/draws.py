@@ -53,6 +53,17 @@ class Draw:
         """A rank's part of the global batch: a step of all ranks together sees config.batch_size rows."""
         return self.config.batch_size // self.ctx.world_size
 
+    @property
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps of one epoch (a rank's share of the rows, padded as rank_share pads it)."""
+        rows = -(-len(self.dataset.train) // self.ctx.world_size)
+        return -(-rows // self.batch_size)
+
+    @property
+    def epochs(self) -> int:
+        """Epochs this model trains: config.epochs (the DB-VAE adds its warm-up)."""
+        return self.config.epochs
+
     def indices(self, epoch: int, generator: torch.Generator, row: dict) -> torch.Tensor:
         """This epoch's rows of the training split (all ranks together); may add weight statistics to `row`."""
         raise NotImplementedError
@@ -115,6 +126,20 @@ class DensityDraw(Draw):
         self.log_density: torch.Tensor | None = None
         self.latents: torch.Tensor | None = None
 
+    @property
+    def warmup_epochs(self) -> int:
+        """Epochs of uniform draws before the weights are used: vae_warmup_steps rounded up to whole epochs.
+
+        Weights from an encoder that has not learned yet are noise; a step count (not epochs) makes
+        the warm-up as long on a 3,000-image dataset as on a 20,000-image one.
+        """
+        return -(-self.config.vae_warmup_steps // self.steps_per_epoch)
+
+    @property
+    def epochs(self) -> int:
+        """The warm-up epochs, then config.epochs weighted ones."""
+        return self.warmup_epochs + self.config.epochs
+
     def refresh(self, keep_latents: bool = True) -> dict[str, float]:
         """Weights from the latents of the current model on the whole training split; their weight_summary.
 
@@ -143,7 +168,10 @@ class DensityDraw(Draw):
         return weight_summary(self.weights)
 
     def indices(self, epoch: int, generator: torch.Generator, row: dict) -> torch.Tensor:
-        """As many rows as the split holds, drawn by the weights of the model as it is at the epoch's start."""
+        """Uniform during the warm-up; then as many rows as the split holds, drawn by the weights of the model
+        as it is at the epoch's start."""
+        if epoch <= self.warmup_epochs:
+            return uniform_indices(len(self.dataset.train), generator)
         row.update(self.refresh(keep_latents=False))
         return weighted_indices(self.weights, len(self.dataset.train), generator)
 

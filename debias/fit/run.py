@@ -45,6 +45,7 @@ from debias.fit.device import resolve_device
 from debias.fit.draws import DRAWS, MODELS, DensityDraw, FileDraw
 from debias.fit.errors import CompileFailed, FitInterrupted, NonFiniteLoss
 from debias.fit.evaluation import evaluate, predictions_frame, sharded_predict
+from debias.fit.health import advice, latent_health
 from debias.fit.trainer import Trainer
 from debias.run_dir import (
     CHECKPOINT,
@@ -302,7 +303,20 @@ class Fit:
     def _finish(self, final_weights: dict[str, float], results: dict) -> dict:
         self._save_checkpoint(complete=True)
         summary = self._config_record(status="complete")
+        dbvae = self.trainers["dbvae"]
+        health = latent_health(
+            dbvae.model,
+            self.dataset.test,
+            dbvae.mean_image(),
+            self.dataset.vae_on_all,
+            self.dataset.group_columns,
+            self.config.eval_batch_size,
+            self.device,
+            dbvae.amp,
+        )
+        health["advice"] = advice(health, self.config.beta, self.config.epochs)
         summary.update(
+            latent_health=health,
             weighting_strategy=self.trainers["dbvae"].draw.weighting.strategy,
             final_weights=final_weights,
             results=results,
@@ -355,13 +369,17 @@ class Fit:
     def _kept(self) -> str:
         if not any(self.saved_done.values()):
             return "No epoch had finished, so no checkpoint was written."
-        return f"{self.run_dir / CHECKPOINT} keeps the last good state: {describe_progress(self.saved_done, self.config.epochs)}."
+        progress = describe_progress(self.saved_done, self._epochs())
+        return f"{self.run_dir / CHECKPOINT} keeps the last good state: {progress}."
+
+    def _epochs(self) -> dict[str, int]:
+        return {name: trainer.draw.epochs for name, trainer in self.trainers.items()}
 
     def _interrupted_message(self) -> str:
         if not self.resumable:
             return "Training had not started, so nothing was saved; start the fit again."
-        epochs, saved = self.config.epochs, self.saved_done
-        if saved and all(done >= epochs for done in saved.values()) and saved.keys() >= self.trainers.keys():
+        epochs, saved = self._epochs(), self.saved_done
+        if saved and all(done >= epochs.get(name, 0) for name, done in saved.items()) and saved.keys() >= epochs.keys():
             kept = f"Every epoch is in {self.run_dir / CHECKPOINT}; resuming only writes the remaining files."
         elif any(saved.values()):
             kept = f"{self.run_dir / CHECKPOINT} keeps {describe_progress(saved, epochs)}."

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from debias.fit.draws import Draw
 from debias.fit.errors import CompileFailed, NonFiniteLoss, is_compile_error
 from debias.fit.evaluation import evaluate
+from debias.fit.health import EPOCH_ROWS, latent_health, mean_image, vae_rows
 from debias.models import DBVAE, Classifier, DBVAELoss, classifier_loss
 from debias.train import train_one_epoch
 
@@ -55,7 +56,12 @@ class Trainer:
         torch.manual_seed(config.seed)
         if draw.trains_dbvae:
             self.model = DBVAE(config.latent_dim, config.image_size, config.width)
-            self.criterion = DBVAELoss(config.beta, self.dataset.vae_on_all)
+            self.criterion = DBVAELoss(
+                config.beta,
+                self.dataset.vae_on_all,
+                free_bits=config.free_bits,
+                kl_warmup_steps=round(config.kl_warmup_epochs * draw.steps_per_epoch),
+            )
             draw.model = self.model
         else:
             self.model = Classifier(config.image_size, config.width)
@@ -72,10 +78,14 @@ class Trainer:
             )
         if config.compile:
             self.train_model = torch.compile(self.train_model)
+        self._mean_image: torch.Tensor | None = None
 
-    def _steps_per_epoch(self) -> int:
-        rows = -(-len(self.dataset.train) // self.ctx.world_size)  # a rank's share, padded (rank_share)
-        return -(-rows // self.draw.batch_size)
+    def mean_image(self) -> torch.Tensor:
+        """The mean of the VAE's training images (the reconstruction baseline of latent health), computed once."""
+        if self._mean_image is None:
+            train = self.dataset.train
+            self._mean_image = mean_image(train.images, vae_rows(train, self.dataset.vae_on_all))
+        return self._mean_image
 
     def _train_epoch(self, batches, bar) -> dict[str, float]:
         try:
@@ -104,38 +114,54 @@ class Trainer:
         config = self.config
         row: dict = {"model": self.name, "epoch": epoch}
         start = time.perf_counter()
-        row["learning_rate"] = cosine_learning_rate(config.learning_rate, epoch, config.epochs)
+        row["learning_rate"] = cosine_learning_rate(config.learning_rate, epoch, self.draw.epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = row["learning_rate"]
+        if isinstance(self.criterion, DBVAELoss):
+            self.criterion.step = (epoch - 1) * self.draw.steps_per_epoch
         terms = self._train_epoch(self.draw.batches(epoch, row), bar)
         if not np.isfinite(terms["total"]):
-            raise NonFiniteLoss(f"the {self.name} loss became {terms['total']} in epoch {epoch} of {config.epochs}")
+            raise NonFiniteLoss(f"the {self.name} loss became {terms['total']} in epoch {epoch} of {self.draw.epochs}")
         self.ctx.broadcast_buffers(self.model)
         if not _finite_state(self.model):
             raise NonFiniteLoss(
-                f"the {self.name} model's parameters became NaN or infinite in epoch {epoch} of {config.epochs}"
+                f"the {self.name} model's parameters became NaN or infinite in epoch {epoch} of {self.draw.epochs}"
             )
         row.update({f"train_{k}": v for k, v in terms.items()})
         _, valid = evaluate(
             self.model, self.dataset.valid, self.dataset, config.eval_batch_size, self.device, self.amp, self.ctx
         )
         row.update(valid_accuracy=valid["accuracy"], valid_worst_group_accuracy=valid["worst_group_accuracy"])
+        if self.draw.trains_dbvae:
+            health = latent_health(
+                self.model,
+                self.dataset.valid,
+                self.mean_image(),
+                self.dataset.vae_on_all,
+                [],
+                config.eval_batch_size,
+                self.device,
+                self.amp,
+                limit=EPOCH_ROWS,
+                probe=False,
+            )
+            row.update({key: health[key] for key in ("kl_nats", "active_dims", "reconstruction_ratio")})
         row["seconds"] = time.perf_counter() - start
         return row
 
     def train(
         self, progress: bool, first_epoch: int = 1, after_epoch: Callable[[str, int, dict], None] | None = None
     ) -> list[dict]:
-        """Epochs first_epoch..config.epochs with one progress bar; returns their history rows.
+        """Epochs first_epoch..draw.epochs with one progress bar; returns their history rows.
 
         `after_epoch(name, epoch, row)` runs after every epoch (the fit writes its checkpoint there).
         """
-        epochs = range(first_epoch, self.config.epochs + 1)
+        epochs = range(first_epoch, self.draw.epochs + 1)
         if not epochs:
             return []
         rows = []
         with tqdm(
-            total=len(epochs) * self._steps_per_epoch(), desc=f"{self.label:>7}", unit="batch", disable=not progress
+            total=len(epochs) * self.draw.steps_per_epoch, desc=f"{self.label:>7}", unit="batch", disable=not progress
         ) as bar:
             for epoch in epochs:
                 rows.append(self.run_epoch(epoch, bar))

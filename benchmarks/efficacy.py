@@ -1,0 +1,232 @@
+"""Do the weights help? Every strategy against uniform sampling and the group-balanced oracle, on three testbeds.
+
+    python benchmarks/efficacy.py                                   # 3 seeds x 3 testbeds x every strategy + auto
+    python benchmarks/efficacy.py --results runs/efficacy.jsonl     # resumable: finished fits are read, not rerun
+    python benchmarks/efficacy.py --datasets default --seeds 0 --limit 600 --set epochs=1,image_size=32   # smoke test
+
+Testbeds (design.md, "Efficacy claims": a testbed must let the oracle gain >= 10 points of worst-group
+accuracy over uniform, with groups large enough that one image is not a big step):
+
+- default: `debias fit`'s own data (synthfaces face detection; groups: the face subgroups).
+- spurious: synthfaces in spurious mode (`spurious=hat`): glasses tied to hats in training; groups hat x label.
+- celeba: ../shared/celeba-sample, target Blond_Hair, groups Male (8 blond men in its test split: read
+  its figures with their intervals).
+
+Per testbed and seed, one `debias fit` per strategy: the first trains uniform and the oracle too; every
+fit trains `dbvae` (the DB-VAE drawing by the strategy's weights) and `sampler` (a plain classifier
+trained through torch's WeightedRandomSampler on the exported weights.csv, what a user's pipeline
+does). Each fit's figures are appended to the results file as one JSON line as soon as it ends.
+
+Printed per strategy and model: test accuracy and worst-group accuracy (mean +- sd over seeds), the
+seeds' mean Clopper-Pearson interval of the worst group, the share of the oracle's worst-group lift
+it recovers (ratio of the seed means), its accuracy cost against uniform, the exact McNemar p-value
+per seed against uniform on the group that is worst for uniform (same test images), the ESS, and the
+mean weight weights.csv gives each training cell relative to the most common one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from machine import machine_line
+from scipy.stats import binomtest
+from variants import cell_weights, parse_variant
+
+from debias.data import load_dataset
+from debias.fit import FitConfig, run_fit
+from debias.groups import group_labels
+from debias.settings import replace_at
+from debias.weighting import STRATEGIES, WeightingSettings
+
+REPO = Path(__file__).resolve().parents[1]
+TESTBEDS = {
+    "default": dict(data="synthfaces", data_options={}, val_groups=("subgroup",)),
+    "spurious": dict(data="synthfaces", data_options={"spurious": "hat"}, val_groups=("hat",)),
+    "celeba": dict(
+        data="celeba",
+        data_options={"root": str(REPO.parent / "shared" / "celeba-sample"), "target": "Blond_Hair", "groups": "Male"},
+        val_groups=("Male",),
+    ),
+}
+# Label-free strategies that reweight (uniform is the baseline row; strategies using group labels are not candidates).
+STRATEGY_NAMES = [name for name, s in STRATEGIES.items() if name != "uniform" and not getattr(s, "needs_groups", False)]
+
+
+def fit_key(testbed: str, seed: int, strategy: str, settings: str) -> str:
+    """The identity of one fit in the results file."""
+    return hashlib.sha1(json.dumps([testbed, seed, strategy, settings]).encode()).hexdigest()[:12]
+
+
+def run_one(testbed: str, seed: int, strategy: str, first: bool, dataset, base: FitConfig) -> dict:
+    """One fit; its per-model test figures and predictions, the cell weights and the ESS."""
+    spec = TESTBEDS[testbed]
+    config = replace(
+        base,
+        seed=seed,
+        weighting=replace(base.weighting, strategy=strategy),
+        models=("uniform", "dbvae", "sampler", "oracle") if first else ("dbvae", "sampler"),
+        val_groups=spec["val_groups"] if strategy == "auto" else (),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        result = run_fit(config, out=Path(tmp) / "run", progress=False, dataset=dataset)
+        seconds = time.perf_counter() - start
+        predictions = pd.read_csv(Path(tmp) / "run" / "predictions_test.csv")
+        cells = cell_weights(Path(tmp) / "run", dataset)
+    models = {}
+    for model, metrics in result["results"]["test"].items():
+        rows = predictions[predictions["model"] == model]
+        models[model] = {
+            "accuracy": metrics["accuracy"],
+            "worst_group_accuracy": metrics["worst_group_accuracy"],
+            "worst_group": metrics["worst_group"],
+            "groups": {g: [v["accuracy"], v["count"]] for g, v in metrics["groups"].items()},
+            "correct": "".join("1" if c else "0" for c in (rows["pred"] == rows["label"]).to_numpy()),
+        }
+    return {
+        "testbed": testbed,
+        "seed": seed,
+        "strategy": strategy,
+        "seconds": seconds,
+        "models": models,
+        "chosen": (result.get("weighting_selection") or {}).get("chosen"),
+        "ess": result["final_weights"]["ess"],
+        "cells": cells,
+        "latent_health": {k: v for k, v in result.get("latent_health", {}).items() if k != "probe"},
+    }
+
+
+def clopper_pearson(k: int, n: int) -> tuple[float, float]:
+    """Exact 95% interval of a proportion k/n."""
+    ci = binomtest(k, n).proportion_ci(0.95, method="exact")
+    return ci.low, ci.high
+
+
+def mcnemar_p(a: str, b: str, rows: np.ndarray) -> float:
+    """Exact McNemar p-value of two models' correctness strings on the given test rows."""
+    x = np.frombuffer(a.encode(), dtype=np.uint8)[rows] == ord("1")
+    y = np.frombuffer(b.encode(), dtype=np.uint8)[rows] == ord("1")
+    only_a, only_b = int((x & ~y).sum()), int((~x & y).sum())
+    return 1.0 if only_a + only_b == 0 else binomtest(only_a, only_a + only_b).pvalue
+
+
+def summarize(records: list[dict], test_groups: dict[str, np.ndarray]) -> None:
+    """Print one table per testbed (see the module docstring)."""
+    frame = []
+    for r in records:
+        for model, m in r["models"].items():
+            row = "uniform" if model == "uniform" else "oracle" if model == "oracle" else r["strategy"]
+            frame.append(
+                {
+                    "testbed": r["testbed"],
+                    "seed": r["seed"],
+                    "row": row,
+                    "model": model,
+                    **m,
+                    "ess": r["ess"] if model in ("dbvae", "sampler") else np.nan,
+                    "cells": r["cells"] if model in ("dbvae", "sampler") else {},
+                    "chosen": r["chosen"],
+                }
+            )
+    frame = pd.DataFrame(frame)
+    for testbed, data in frame.groupby("testbed", sort=False):
+        groups = test_groups[testbed]
+        base = data[data["row"] == "uniform"].set_index("seed")
+        u_wg, u_acc = base["worst_group_accuracy"].mean(), base["accuracy"].mean()
+        o_wg = data.loc[data["row"] == "oracle", "worst_group_accuracy"].mean()
+        print(
+            f"\n{testbed}: test accuracy / worst-group accuracy in %, mean +- sd over seeds {sorted(base.index)}; "
+            f"oracle lift {100 * (o_wg - u_wg):+.1f} points"
+        )
+        print(
+            f"{'strategy':<15}{'model':<8}{'accuracy':>13}{'worst group':>13}{'worst 95% CI':>15}{'recovers':>9}"
+            f"{'cost':>6}{'McNemar p per seed':>22}{'ESS':>6}  rare cells' mean weight"
+        )
+        for (row, model), part in data.groupby(["row", "model"], sort=False):
+            wg, acc = part["worst_group_accuracy"], part["accuracy"]
+            lows, highs, ps = [], [], []
+            for _, r in part.iterrows():
+                k, n = (
+                    r["groups"][r["worst_group"]][0] * r["groups"][r["worst_group"]][1],
+                    r["groups"][r["worst_group"]][1],
+                )
+                low, high = clopper_pearson(round(k), n)
+                lows.append(low)
+                highs.append(high)
+                if row != "uniform" and r["seed"] in base.index:
+                    uniform = base.loc[r["seed"]]
+                    ps.append(
+                        mcnemar_p(r["correct"], uniform["correct"], np.flatnonzero(groups == uniform["worst_group"]))
+                    )
+            recovers = (wg.mean() - u_wg) / (o_wg - u_wg) if o_wg - u_wg > 1e-9 else float("nan")
+            cells = pd.DataFrame(list(part["cells"])).mean().round(2).to_dict() if part["cells"].map(bool).any() else {}
+            label = row if row != "auto" else f"auto ({','.join(map(str, part['chosen']))})"
+            print(
+                f"{label:<15}{model:<8}{100 * acc.mean():6.1f} +-{100 * acc.std(ddof=0):4.1f}"
+                f"{100 * wg.mean():7.1f} +-{100 * wg.std(ddof=0):4.1f}"
+                f"   [{100 * np.mean(lows):4.1f},{100 * np.mean(highs):5.1f}]{recovers:9.2f}{100 * (u_acc - acc.mean()):6.1f}"
+                f"{','.join(f'{p:.3f}' for p in ps):>22}{part['ess'].mean():6.2f}  "
+                + " ".join(f"{c.split('|')[0]}|{c.split('|')[-1][-1]}:{w}" for c, w in cells.items())
+            )
+
+
+def main() -> None:
+    """Run the fits that are not in the results file yet, then print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datasets", nargs="+", choices=list(TESTBEDS), default=list(TESTBEDS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--strategies", nargs="+", choices=[*STRATEGY_NAMES, "auto"], default=[*STRATEGY_NAMES, "auto"])
+    parser.add_argument("--set", default="", help="settings for every fit, e.g. beta=0.0005,epochs=6 (field names)")
+    parser.add_argument("--limit", type=int, default=None, help="images per split (a quick check)")
+    parser.add_argument("--results", type=Path, default=Path("runs/efficacy.jsonl"))
+    parser.add_argument("--summary-only", action="store_true", help="print the tables of the results file")
+    args = parser.parse_args()
+
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    done = {}
+    if args.results.is_file():
+        for line in args.results.read_text().splitlines():
+            record = json.loads(line)
+            done[record["key"]] = record
+    load_before = __import__("os").getloadavg()
+    records, test_groups = [], {}
+    for testbed in args.datasets:
+        spec = TESTBEDS[testbed]
+        options = dict(spec["data_options"], **({"limit": args.limit} if args.limit else {}))
+        base = replace_at(
+            FitConfig(data=spec["data"], data_options=options, weighting=WeightingSettings()), parse_variant(args.set)
+        )
+        dataset = load_dataset(spec["data"], image_size=base.image_size, progress=False, **options)
+        test = dataset.test
+        test_groups[testbed] = group_labels(test.attributes, dataset.group_columns, test.labels).to_numpy()
+        for seed in args.seeds:
+            for i, strategy in enumerate(args.strategies):
+                key = fit_key(testbed, seed, strategy, f"{args.set}|{args.limit}")
+                if key not in done and not args.summary_only:
+                    record = run_one(testbed, seed, strategy, i == 0, dataset, base)
+                    done[key] = dict(record, key=key, settings=args.set, limit=args.limit)
+                    with args.results.open("a") as out:
+                        out.write(json.dumps(done[key]) + "\n")
+                    m = record["models"]
+                    print(
+                        f"{testbed} seed {seed} {strategy:<14}"
+                        + "  ".join(f"{k} {v['accuracy']:.3f}/{v['worst_group_accuracy']:.3f}" for k, v in m.items())
+                        + f"  ({record['seconds']:.0f} s)",
+                        flush=True,
+                    )
+                if key in done:
+                    records.append(done[key])
+    print(machine_line(load_before, __import__("os").getloadavg()))
+    summarize(records, test_groups)
+
+
+if __name__ == "__main__":
+    main()
