@@ -31,6 +31,9 @@ from debias.errors import UserError
 from debias.sampling import weighted_indices
 
 REQUIRED_COLUMNS = ("sample_id", "weight")
+# Columns holding a row's true group attribute (group_Male): written by `debias fit` when the data
+# has group columns, read by the group strategies of `debias weights` and by per-group reports.
+GROUP_PREFIX = "group_"
 EXAMPLES_SHOWN = 3
 
 
@@ -323,21 +326,36 @@ def _check_rows(ids: np.ndarray, weights: np.ndarray, source: str) -> None:
         )
 
 
-def write_weights(path: str | os.PathLike, sample_ids, weights, log_density=None, labels=None) -> Path:
-    """Write a weights file atomically: columns sample_id, weight (+ log_density, label when given).
+def write_weights(path: str | os.PathLike, sample_ids, weights, log_density=None, labels=None, groups=None) -> Path:
+    """Write a weights file atomically: columns sample_id, weight (+ log_density, label, group_<attr> when given).
 
     write_weights("runs/x/my-weights.csv", ids, w)
     SampleWeights.load("runs/x/my-weights.csv").align(ids)   # round-trips
     # the file is replaced in one step: readers never see half a file
+
+    groups: a DataFrame (or dict) of the rows' true group attributes, written as `group_<name>`
+    columns (`group_columns` reads them back).
     """
     columns = {"sample_id": _as_id_array(sample_ids, "sample_ids"), "weight": np.asarray(weights, dtype=np.float64)}
     if log_density is not None:
         columns["log_density"] = np.asarray(log_density, dtype=np.float64)
     if labels is not None:
         columns["label"] = np.asarray(labels)
+    for name, values in dict(groups if groups is not None else {}).items():
+        columns[GROUP_PREFIX + str(name)] = np.asarray(values)
     _check_rows(columns["sample_id"], columns["weight"], str(path))
     io.write_csv(path, pd.DataFrame(columns))
     return Path(path)
+
+
+def group_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The group attributes a weights frame carries, named without their prefix (group_Male -> Male).
+
+    groups = group_columns(read_weights_frame("runs/x/weights.csv"))
+    list(groups.columns)   # ["Male"] for a CelebA fit with --groups Male
+    """
+    kept = [c for c in frame.columns if str(c).startswith(GROUP_PREFIX)]
+    return frame[kept].rename(columns=lambda c: str(c)[len(GROUP_PREFIX) :])
 
 
 def load_weights(path: str | os.PathLike) -> SampleWeights:
@@ -371,8 +389,10 @@ def to_sample_weight(path: str | os.PathLike, ids, allow_extra: bool = False) ->
 
 
 __all__ = [
+    "GROUP_PREFIX",
     "DistributedWeightedSampler",
     "SampleWeights",
+    "group_columns",
     "load_weights",
     "read_weights_frame",
     "to_sample_weight",
