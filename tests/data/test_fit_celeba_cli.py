@@ -105,3 +105,25 @@ def test_a_group_strategy_without_group_columns_is_one_message(tmp_path):
     )
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "--weighting balanced-groups reweighs by the true group" in result.output and "--groups" in result.output
+
+
+def test_quiet_fit_shows_no_bar_not_even_the_image_decoding_one(tmp_path, capfd):
+    from debias.fit import FitConfig, run_fit
+
+    root = make_fake_celeba(tmp_path / "celeba", n=30)
+    config = FitConfig(
+        data="celeba",
+        data_options={"root": str(root), "workers": 0, "cache_dir": str(tmp_path / "cache")},
+        epochs=1,
+        batch_size=8,
+        latent_dim=4,
+        image_size=32,
+        models=("uniform",),
+    )
+    result = run_fit(config, out=tmp_path / "run", progress=False)
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["settings"]["data_options"] == {"root": str(root)}  # no progress, no cache folder
+    assert recorded["runtime"]["data_options"] == {"workers": 0, "cache_dir": str(tmp_path / "cache")}
+    assert result["status"] == "complete"
