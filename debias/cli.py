@@ -80,22 +80,41 @@ def main(debug: bool) -> None:
     help="Continue the interrupted fit in run folder RUN from its last checkpoint, with its saved settings.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(),
+    default=None,
+    metavar="FILE",
+    help="Settings from a TOML or JSON file, or a run's config.json (or its folder); options given here override it.",
+)
 @_user_errors
-def fit(data_option, write_report_too, out, overwrite, resume, quiet, **settings):
+def fit(data_option, write_report_too, out, overwrite, resume, quiet, config_file, **settings):
     """Train the DB-VAE with adaptive resampling and a uniform baseline; write weights.csv and predictions.
 
     A checkpoint is written after every epoch; after Ctrl-C or a crash, `debias fit --resume RUN`
-    continues where it stopped. `torchrun --nproc_per_node N -m debias fit ...` trains with N
+    continues where it stopped. `debias fit --config RUN/config.json --seed 1 --out NEW` repeats
+    RUN's settings with one change. `torchrun --nproc_per_node N -m debias fit ...` trains with N
     processes (DDP); --batch-size is then the batch of all processes together.
     """
     from debias.fit import resume_fit, run_fit
+    from debias.fit.settings_file import config_from_file
 
     data_options = parse_data_options(data_option)
     for key in data_options:
         if key in OPTION_FLAGS:
             raise UserError(f"--data-option {key}=... has a flag of its own: give {OPTION_FLAGS[key]} instead")
     flags = {k: v for k, v in asdict(settings_from_params(DataFlags, settings)).items() if v is not None}
-    config = replace(settings_from_params(FitConfig, settings), data_options={**data_options, **flags})
+    if config_file is None:
+        config = replace(settings_from_params(FitConfig, settings), data_options={**data_options, **flags})
+    else:
+        if resume is not None:
+            raise UserError("--resume continues with the run's own settings; drop --config")
+        # The file's settings, with the options given on the command line on top.
+        base = config_from_file(config_file)
+        given = explicit_params(click.get_current_context())
+        config = settings_from_params(FitConfig, {k: v for k, v in settings.items() if k in given}, base=base)
+        config = replace(config, data_options={**base.data_options, **data_options, **flags})
     if resume is None:
         result = run_fit(config, out=out, overwrite=overwrite, progress=not quiet)
     else:
