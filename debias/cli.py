@@ -15,7 +15,7 @@ from debias.distributed import PeerError, is_main_process
 from debias.errors import UserError
 from debias.fit import FitConfig
 from debias.summary import format_recompute, format_summary
-from debias.weighting import COMBINATIONS, STRATEGIES
+from debias.weighting import WeightingSettings
 
 
 def _user_errors(func):
@@ -147,26 +147,13 @@ def datasets() -> None:
 
 @main.command("weights")
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option(
-    "--weighting", type=click.Choice(list(STRATEGIES)), default=None, help="Weighting strategy (default: the fit's)."
-)
-@click.option("--alpha", type=float, default=None, help="Histogram smoothing (default: the fit's).")
-@click.option("--bins", type=int, default=None, help="Histogram bins per latent dimension (default: the fit's).")
-@click.option(
-    "--combine",
-    type=click.Choice(list(COMBINATIONS)),
-    default=None,
-    help="How per-dimension densities combine (default: the fit's).",
-)
-@click.option(
-    "--cap", type=float, default=None, help="Largest weight, as a multiple of the mean weight (default: the fit's)."
-)
+@setting_options(WeightingSettings, unset="Default: the fit's.")
 @click.option("--no-cap", is_flag=True, help="Drop the cap the fit used.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Output CSV (default: RUN/weights-alpha{A}-bins{B}-{combine}.csv).",
+    help="Output CSV (default: RUN/weights-alpha{A}-bins{B}-{combine}.csv, or RUN/weights-{strategy}....csv).",
 )
 @click.option(
     "--overwrite",
@@ -174,21 +161,16 @@ def datasets() -> None:
     help="Replace an existing output file (the fit's weights.csv only when --out names it).",
 )
 @_user_errors
-def weights_command(run, weighting, alpha, bins, combine, cap, no_cap, out, overwrite):
-    """Recompute weights from RUN's saved latents with other settings, without retraining."""
+def weights_command(run, no_cap, out, overwrite, **settings):
+    """Recompute weights from RUN's saved latents with any strategy and settings, without retraining.
+
+    Strategies that use errors reuse the early classifier's predictions the fit saved; the group
+    strategies read the group columns of RUN/weights.csv. When RUN lacks them, the message says
+    which fit makes them.
+    """
     from debias.recompute import recompute_weights
 
-    result = recompute_weights(
-        run,
-        alpha=alpha,
-        bins=bins,
-        combine=combine,
-        cap=cap,
-        no_cap=no_cap,
-        out=out,
-        overwrite=overwrite,
-        strategy=weighting,
-    )
+    result = recompute_weights(run, out=out, overwrite=overwrite, no_cap=no_cap, **settings)
     click.echo(format_recompute(result))
 
 
