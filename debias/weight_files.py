@@ -56,6 +56,9 @@ def _as_id_array(ids, what: str) -> np.ndarray:
 class SampleWeights:
     """Per-sample weights keyed by sample id, as read from a weights.csv.
 
+    `weights` holds the values as given; everything aligned to ids (`align`, `to_sample_weight`,
+    `to_sampler`) has mean 1 over those ids.
+
     weights = SampleWeights.load("runs/x/weights.csv")
     w = weights.align(my_ids)                       # numpy float64, in the order of my_ids
     sampler = weights.to_sampler(my_ids, seed=0)    # for DataLoader(sampler=...)
@@ -100,8 +103,11 @@ class SampleWeights:
         Every id must have a weight (else UserError with how many are missing and examples), no id
         may appear twice, and, unless `allow_extra`, every row of the file must be used: a file for
         a different dataset or split is refused instead of silently matching a fraction of it. With
-        `allow_extra` the unused rows are dropped and the kept weights rescaled to mean 1, so they
-        stay a ready `sample_weight`.
+        `allow_extra` the unused rows are dropped.
+
+        One rule for the scale: the aligned weights are always rescaled to mean 1 over the ids
+        aligned to, whether those are all of the file's rows or a subset and whoever wrote the file,
+        so they are a ready `sample_weight` (a file debias wrote has mean 1 already).
         """
         wanted = _as_id_array(ids, "the ids to align to")
         if len(wanted) == 0:
@@ -119,24 +125,31 @@ class SampleWeights:
         if len(missing) or len(extra):
             raise UserError(self._mismatch_message(wanted, missing, extra))
         aligned = self.weights[positions]
-        if len(wanted) < len(self):
-            aligned = aligned * (len(aligned) / aligned.sum())
-        return aligned
+        return aligned * (len(aligned) / aligned.sum())
 
     def _mismatch_message(self, wanted: np.ndarray, missing: np.ndarray, extra: pd.Index) -> str:
         parts = []
+        none_match = len(missing) == len(wanted)
         if len(missing):
             parts.append(f"{len(missing)} of your {len(wanted)} ids have no row in it (e.g. {_examples(missing)})")
         if len(extra):
+            # Allowing extra rows is the fix for a file of a larger run, never for ids that match nothing.
+            hint = (
+                ""
+                if none_match
+                else "; if you train on a subset on purpose, allow the extra rows "
+                "(allow_extra=True; --allow-extra in the pipelines/ scripts)"
+            )
             parts.append(
-                f"{len(extra)} of its {len(self)} rows are not in your dataset (e.g. {_examples(extra)}); "
-                "pass allow_extra=True if you train on a subset on purpose"
+                f"{len(extra)} of its {len(self)} rows are not in your dataset (e.g. {_examples(extra)}){hint}"
             )
         message = f"{self.source} does not match your dataset: " + "; ".join(parts) + "."
-        if len(missing) == len(wanted):
+        if none_match:
             message += (
                 f" No id matches at all: ids are compared as exact strings; the file has ids like "
-                f"{_examples(self.sample_ids)} and your dataset {_examples(wanted)}."
+                f"{_examples(self.sample_ids)} and your dataset {_examples(wanted)} (a missing file extension, "
+                "a folder prefix or leading zeros are the usual causes). Pass the ids your dataset "
+                "uses for the same images as the weights file."
             )
         return message
 
