@@ -21,15 +21,15 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
-from debias.data.columns import closest
-from debias.data.options import DataFlags
+from debias.data.columns import closest, parse_names
+from debias.data.options import QUIET_OPTION, DataFlags
 from debias.errors import UserError
 from debias.fit.config import FitConfig
 from debias.run_dir import CONFIG
-from debias.settings import declared
+from debias.settings import base_type, declared, replace_at
 from debias.weighting import WeightingSettings
 
 if sys.version_info >= (3, 11):
@@ -104,13 +104,41 @@ def nest_settings(values: dict, source: str) -> dict:
     return nested
 
 
-def config_from_settings(values: dict, source: str) -> FitConfig:
-    """A FitConfig from flat or nested settings (see nest_settings); UserError for a key or type it cannot take."""
+def config_from_settings(values: dict, source: str, base: FitConfig | None = None) -> FitConfig:
+    """`base` (default FitConfig()) with flat or nested `values` on top (see nest_settings).
+
+        config_from_settings({"epochs": 2, "weighting": "joint"}, "keywords")
+        config_from_settings({"seed": 1}, "keywords", base=config_from_file("runs/x/config.json"))
+
+    Data options are merged into base's; every other value replaces base's. UserError for a key
+    that is no setting; the values themselves are checked by debias.fit.validate.
+    """
+    base = FitConfig() if base is None else base
     nested = nest_settings(values, source)
-    try:
-        return FitConfig.from_dict(nested)
-    except (TypeError, ValueError) as exc:
-        raise UserError(f"{source}: {exc}; {HOW_KEYS_ARE_NAMED}") from None
+    paths: dict[tuple[str, ...], object] = {}
+    for key, value in nested.items():
+        if key == "weighting":
+            paths.update({("weighting", name): _tuple(v) for name, v in value.items()})
+        elif key != "data_options":
+            paths[(key,)] = _tuple(value)
+    config = replace_at(base, _names_of(paths))
+    options = {k: v for k, v in nested.get("data_options", {}).items() if k != QUIET_OPTION}
+    return replace(config, data_options={**base.data_options, **options}) if options else config
+
+
+def _tuple(value):
+    # JSON and TOML have lists, and "a,b" is how the command line gives several names; settings
+    # with several names are tuples (frozen, comparable).
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _names_of(paths: dict[tuple[str, ...], object]) -> dict[tuple[str, ...], object]:
+    """Settings that take several names ("models": "uniform,oracle") split like their command-line option."""
+    many = {item.path for item in declared(FitConfig) if base_type(item.hint)[2]}
+    return {
+        path: tuple(parse_names(value)) if path in many and isinstance(value, str) else value
+        for path, value in paths.items()
+    }
 
 
 def read_settings_file(path: str | Path) -> dict:
