@@ -41,7 +41,7 @@ import pandas as pd
 from debias.data import load_dataset
 from debias.fit import FitConfig, run_fit
 from debias.groups import group_labels
-from debias.weighting import STRATEGIES, WeightingSettings
+from debias.weighting import STRATEGIES, WeightingSettings, needs_groups
 
 REPO = Path(__file__).resolve().parents[1]
 DATASETS = {
@@ -52,8 +52,11 @@ DATASETS = {
         val_groups=("Male",),
     ),
 }
-# Every registered strategy that reweights (uniform is the baseline row of the table).
+# Every registered strategy that reweights (uniform is the baseline row of the table), the
+# label-based baselines included (classes; groups and balanced-groups use group labels).
 STRATEGY_NAMES = [name for name in STRATEGIES if name != "uniform"]
+# Rows that read the true groups in training: never "the best without group labels".
+USES_GROUP_LABELS = ["oracle", *(name for name in STRATEGIES if needs_groups(name))]
 
 
 def _cell_weights(run_dir: Path, dataset) -> dict:
@@ -169,7 +172,7 @@ def print_table(rows: list[dict]) -> None:
             if row == "auto":
                 line += "   chose " + ", ".join(part["strategy"].str.slice(6, -1))
             print(line)
-        label_free = data[~data["row"].isin(["uniform", "oracle"])]
+        label_free = data[~data["row"].isin(["uniform", *USES_GROUP_LABELS])]
         if len(label_free):
             means = label_free.groupby(["row", "model"], sort=False).agg(
                 wg=("worst_group_accuracy", "mean"), acc=("accuracy", "mean")
