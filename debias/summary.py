@@ -36,8 +36,9 @@ def format_summary(result: dict) -> str:
     elif result.get("weighting_strategy"):
         lines += ["", f"weighting: {result['weighting_strategy']}"]
     if result.get("uses_group_labels"):
+        who = "a strategy --weighting auto tried" if selection else "this weighting"
         lines.append(
-            "uses group labels: this weighting read the true groups of the training images, so it is a "
+            f"uses group labels: {who} read the true groups of the training images, so it is a "
             "label-based baseline, not a label-free estimate"
         )
     early = result.get("early_errors")
