@@ -15,7 +15,7 @@ from debias.distributed import PeerError, is_main_process
 from debias.errors import UserError
 from debias.fit import FitConfig
 from debias.summary import format_recompute, format_summary
-from debias.weighting import COMBINATIONS, STRATEGIES
+from debias.weighting import WeightingSettings
 
 
 def _user_errors(func):
@@ -80,22 +80,41 @@ def main(debug: bool) -> None:
     help="Continue the interrupted fit in run folder RUN from its last checkpoint, with its saved settings.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(),
+    default=None,
+    metavar="FILE",
+    help="Settings from a TOML or JSON file, or a run's config.json (or its folder); options given here override it.",
+)
 @_user_errors
-def fit(data_option, write_report_too, out, overwrite, resume, quiet, **settings):
+def fit(data_option, write_report_too, out, overwrite, resume, quiet, config_file, **settings):
     """Train the DB-VAE with adaptive resampling and a uniform baseline; write weights.csv and predictions.
 
     A checkpoint is written after every epoch; after Ctrl-C or a crash, `debias fit --resume RUN`
-    continues where it stopped. `torchrun --nproc_per_node N -m debias fit ...` trains with N
+    continues where it stopped. `debias fit --config RUN/config.json --seed 1 --out NEW` repeats
+    RUN's settings with one change. `torchrun --nproc_per_node N -m debias fit ...` trains with N
     processes (DDP); --batch-size is then the batch of all processes together.
     """
     from debias.fit import resume_fit, run_fit
+    from debias.fit.settings_file import config_from_file
 
     data_options = parse_data_options(data_option)
     for key in data_options:
         if key in OPTION_FLAGS:
             raise UserError(f"--data-option {key}=... has a flag of its own: give {OPTION_FLAGS[key]} instead")
     flags = {k: v for k, v in asdict(settings_from_params(DataFlags, settings)).items() if v is not None}
-    config = replace(settings_from_params(FitConfig, settings), data_options={**data_options, **flags})
+    if config_file is None:
+        config = replace(settings_from_params(FitConfig, settings), data_options={**data_options, **flags})
+    else:
+        if resume is not None:
+            raise UserError("--resume continues with the run's own settings; drop --config")
+        # The file's settings, with the options given on the command line on top.
+        base = config_from_file(config_file)
+        given = explicit_params(click.get_current_context())
+        config = settings_from_params(FitConfig, {k: v for k, v in settings.items() if k in given}, base=base)
+        config = replace(config, data_options={**base.data_options, **data_options, **flags})
     if resume is None:
         result = run_fit(config, out=out, overwrite=overwrite, progress=not quiet)
     else:
@@ -128,26 +147,13 @@ def datasets() -> None:
 
 @main.command("weights")
 @click.argument("run", type=click.Path(file_okay=False))
-@click.option(
-    "--weighting", type=click.Choice(list(STRATEGIES)), default=None, help="Weighting strategy (default: the fit's)."
-)
-@click.option("--alpha", type=float, default=None, help="Histogram smoothing (default: the fit's).")
-@click.option("--bins", type=int, default=None, help="Histogram bins per latent dimension (default: the fit's).")
-@click.option(
-    "--combine",
-    type=click.Choice(list(COMBINATIONS)),
-    default=None,
-    help="How per-dimension densities combine (default: the fit's).",
-)
-@click.option(
-    "--cap", type=float, default=None, help="Largest weight, as a multiple of the mean weight (default: the fit's)."
-)
+@setting_options(WeightingSettings, unset="Default: the fit's.")
 @click.option("--no-cap", is_flag=True, help="Drop the cap the fit used.")
 @click.option(
     "--out",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Output CSV (default: RUN/weights-alpha{A}-bins{B}-{combine}.csv).",
+    help="Output CSV (default: RUN/weights-alpha{A}-bins{B}-{combine}.csv, or RUN/weights-{strategy}....csv).",
 )
 @click.option(
     "--overwrite",
@@ -155,21 +161,16 @@ def datasets() -> None:
     help="Replace an existing output file (the fit's weights.csv only when --out names it).",
 )
 @_user_errors
-def weights_command(run, weighting, alpha, bins, combine, cap, no_cap, out, overwrite):
-    """Recompute weights from RUN's saved latents with other settings, without retraining."""
+def weights_command(run, no_cap, out, overwrite, **settings):
+    """Recompute weights from RUN's saved latents with any strategy and settings, without retraining.
+
+    Strategies that use errors reuse the early classifier's predictions the fit saved; the group
+    strategies read the group columns of RUN/weights.csv. When RUN lacks them, the message says
+    which fit makes them.
+    """
     from debias.recompute import recompute_weights
 
-    result = recompute_weights(
-        run,
-        alpha=alpha,
-        bins=bins,
-        combine=combine,
-        cap=cap,
-        no_cap=no_cap,
-        out=out,
-        overwrite=overwrite,
-        strategy=weighting,
-    )
+    result = recompute_weights(run, out=out, overwrite=overwrite, no_cap=no_cap, **settings)
     click.echo(format_recompute(result))
 
 

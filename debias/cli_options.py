@@ -8,6 +8,7 @@ defaults all come from the declarations, so a new setting needs no edit here.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 import click
 from click.core import ParameterSource
@@ -48,14 +49,25 @@ def _option(item: Declared, default) -> Callable:
     return click.option(s.flag, item.name, **kwargs)
 
 
-def setting_options(cls: type, only: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> Callable:
-    """Decorator: one click option per declared setting of `cls` (or those named in `only`, less `exclude`), in declaration order."""
+def setting_options(
+    cls: type, only: tuple[str, ...] = (), exclude: tuple[str, ...] = (), unset: str | None = None
+) -> Callable:
+    """Decorator: one click option per declared setting of `cls` (or those named in `only`, less `exclude`), in declaration order.
+
+    `unset`: every option defaults to None (not given) instead of the declared default, and its help
+    ends with this text ("Default: the fit's.") — for commands whose defaults come from elsewhere.
+    """
     defaults = cls()
     items = [i for i in declared(cls) if i.setting.flag and (not only or i.name in only) and i.name not in exclude]
 
     def decorate(func: Callable) -> Callable:
         for item in reversed(items):
-            func = _option(item, value_at(defaults, item.path))(func)
+            if unset is None:
+                func = _option(item, value_at(defaults, item.path))(func)
+            else:
+                help_text = f"{item.setting.help.rstrip('.')}. {unset}"
+                unset_item = Declared(item.path, item.field, replace(item.setting, help=help_text), item.hint)
+                func = _option(unset_item, None)(func)
         return func
 
     return decorate

@@ -35,6 +35,12 @@ def format_summary(result: dict) -> str:
             )
     elif result.get("weighting_strategy"):
         lines += ["", f"weighting: {result['weighting_strategy']}"]
+    if result.get("uses_group_labels"):
+        who = "a strategy --weighting auto tried" if selection else "this weighting"
+        lines.append(
+            f"uses group labels: {who} read the true groups of the training images, so it is a "
+            "label-based baseline, not a label-free estimate"
+        )
     early = result.get("early_errors")
     if early:
         lines.append(

@@ -31,6 +31,9 @@ from debias.errors import UserError
 from debias.sampling import weighted_indices
 
 REQUIRED_COLUMNS = ("sample_id", "weight")
+# Columns holding a row's true group attribute (group_Male): written by `debias fit` when the data
+# has group columns, read by the group strategies of `debias weights` and by per-group reports.
+GROUP_PREFIX = "group_"
 EXAMPLES_SHOWN = 3
 
 
@@ -52,6 +55,9 @@ def _as_id_array(ids, what: str) -> np.ndarray:
 
 class SampleWeights:
     """Per-sample weights keyed by sample id, as read from a weights.csv.
+
+    `weights` holds the values as given; everything aligned to ids (`align`, `to_sample_weight`,
+    `to_sampler`) has mean 1 over those ids.
 
     weights = SampleWeights.load("runs/x/weights.csv")
     w = weights.align(my_ids)                       # numpy float64, in the order of my_ids
@@ -97,8 +103,11 @@ class SampleWeights:
         Every id must have a weight (else UserError with how many are missing and examples), no id
         may appear twice, and, unless `allow_extra`, every row of the file must be used: a file for
         a different dataset or split is refused instead of silently matching a fraction of it. With
-        `allow_extra` the unused rows are dropped and the kept weights rescaled to mean 1, so they
-        stay a ready `sample_weight`.
+        `allow_extra` the unused rows are dropped.
+
+        One rule for the scale: the aligned weights are always rescaled to mean 1 over the ids
+        aligned to, whether those are all of the file's rows or a subset and whoever wrote the file,
+        so they are a ready `sample_weight` (a file debias wrote has mean 1 already).
         """
         wanted = _as_id_array(ids, "the ids to align to")
         if len(wanted) == 0:
@@ -116,24 +125,31 @@ class SampleWeights:
         if len(missing) or len(extra):
             raise UserError(self._mismatch_message(wanted, missing, extra))
         aligned = self.weights[positions]
-        if len(wanted) < len(self):
-            aligned = aligned * (len(aligned) / aligned.sum())
-        return aligned
+        return aligned * (len(aligned) / aligned.sum())
 
     def _mismatch_message(self, wanted: np.ndarray, missing: np.ndarray, extra: pd.Index) -> str:
         parts = []
+        none_match = len(missing) == len(wanted)
         if len(missing):
             parts.append(f"{len(missing)} of your {len(wanted)} ids have no row in it (e.g. {_examples(missing)})")
         if len(extra):
+            # Allowing extra rows is the fix for a file of a larger run, never for ids that match nothing.
+            hint = (
+                ""
+                if none_match
+                else "; if you train on a subset on purpose, allow the extra rows "
+                "(allow_extra=True; --allow-extra in the pipelines/ scripts)"
+            )
             parts.append(
-                f"{len(extra)} of its {len(self)} rows are not in your dataset (e.g. {_examples(extra)}); "
-                "pass allow_extra=True if you train on a subset on purpose"
+                f"{len(extra)} of its {len(self)} rows are not in your dataset (e.g. {_examples(extra)}){hint}"
             )
         message = f"{self.source} does not match your dataset: " + "; ".join(parts) + "."
-        if len(missing) == len(wanted):
+        if none_match:
             message += (
                 f" No id matches at all: ids are compared as exact strings; the file has ids like "
-                f"{_examples(self.sample_ids)} and your dataset {_examples(wanted)}."
+                f"{_examples(self.sample_ids)} and your dataset {_examples(wanted)} (a missing file extension, "
+                "a folder prefix or leading zeros are the usual causes). Pass the ids your dataset "
+                "uses for the same images as the weights file."
             )
         return message
 
@@ -323,21 +339,36 @@ def _check_rows(ids: np.ndarray, weights: np.ndarray, source: str) -> None:
         )
 
 
-def write_weights(path: str | os.PathLike, sample_ids, weights, log_density=None, labels=None) -> Path:
-    """Write a weights file atomically: columns sample_id, weight (+ log_density, label when given).
+def write_weights(path: str | os.PathLike, sample_ids, weights, log_density=None, labels=None, groups=None) -> Path:
+    """Write a weights file atomically: columns sample_id, weight (+ log_density, label, group_<attr> when given).
 
     write_weights("runs/x/my-weights.csv", ids, w)
     SampleWeights.load("runs/x/my-weights.csv").align(ids)   # round-trips
     # the file is replaced in one step: readers never see half a file
+
+    groups: a DataFrame (or dict) of the rows' true group attributes, written as `group_<name>`
+    columns (`group_columns` reads them back).
     """
     columns = {"sample_id": _as_id_array(sample_ids, "sample_ids"), "weight": np.asarray(weights, dtype=np.float64)}
     if log_density is not None:
         columns["log_density"] = np.asarray(log_density, dtype=np.float64)
     if labels is not None:
         columns["label"] = np.asarray(labels)
+    for name, values in dict(groups if groups is not None else {}).items():
+        columns[GROUP_PREFIX + str(name)] = np.asarray(values)
     _check_rows(columns["sample_id"], columns["weight"], str(path))
     io.write_csv(path, pd.DataFrame(columns))
     return Path(path)
+
+
+def group_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The group attributes a weights frame carries, named without their prefix (group_Male -> Male).
+
+    groups = group_columns(read_weights_frame("runs/x/weights.csv"))
+    list(groups.columns)   # ["Male"] for a CelebA fit with --groups Male
+    """
+    kept = [c for c in frame.columns if str(c).startswith(GROUP_PREFIX)]
+    return frame[kept].rename(columns=lambda c: str(c)[len(GROUP_PREFIX) :])
 
 
 def load_weights(path: str | os.PathLike) -> SampleWeights:
@@ -371,8 +402,10 @@ def to_sample_weight(path: str | os.PathLike, ids, allow_extra: bool = False) ->
 
 
 __all__ = [
+    "GROUP_PREFIX",
     "DistributedWeightedSampler",
     "SampleWeights",
+    "group_columns",
     "load_weights",
     "read_weights_frame",
     "to_sample_weight",

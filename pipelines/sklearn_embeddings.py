@@ -2,8 +2,8 @@
 
     # any embeddings: rows of X.npy are the rows of table.csv (sample_id, label[, group columns])
     python pipelines/sklearn_embeddings.py --embeddings X.npy --table table.csv --weights runs/x/weights.csv --group Male
-    # a run folder's own latents (latents.npy rows = weights.csv rows)
-    python pipelines/sklearn_embeddings.py --run runs/x
+    # a run folder's own latents (latents.npy rows = weights.csv rows), per group of the run (group_Male)
+    python pipelines/sklearn_embeddings.py --run runs/x --group Male
 
 Holds out a stratified --test-size of the rows, fits LogisticRegression with and without the
 weights, and prints accuracy overall and per (label, group) cell for both.
@@ -23,7 +23,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from debias.errors import UserError
-from debias.weight_files import SampleWeights
+from debias.weight_files import GROUP_PREFIX, SampleWeights
 
 
 def load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, pd.DataFrame, str]:
@@ -46,9 +46,26 @@ def load_inputs(args: argparse.Namespace) -> tuple[np.ndarray, pd.DataFrame, str
         raise UserError(f"{table_path} needs columns sample_id and label; missing {', '.join(sorted(missing))}")
     if embeddings.ndim != 2 or len(embeddings) != len(table):
         raise UserError(f"{embeddings_path} has shape {embeddings.shape} but {table_path} has {len(table)} rows")
-    if args.group and args.group not in table.columns:
-        raise UserError(f"--group {args.group!r} is not a column of {table_path}")
+    if args.group:
+        group_column(table, args.group, table_path)
     return embeddings, table, weights_path
+
+
+def group_column(table: pd.DataFrame, group: str, source) -> str:
+    """The column of `table` holding attribute `group`: its own name, or group_<name> (a run's weights.csv)."""
+    for column in (group, f"{GROUP_PREFIX}{group}"):
+        if column in table.columns:
+            return column
+    known = [c for c in table.columns if c not in ("sample_id", "weight", "log_density", "label")]
+    known = [c[len(GROUP_PREFIX) :] if c.startswith(GROUP_PREFIX) else c for c in known]
+    raise UserError(
+        f"--group {group!r} is not a column of {source}; its group columns are: {', '.join(known) or 'none'}"
+        + (
+            ""
+            if known
+            else " (a run has group_<attr> columns when its data has group columns: debias fit --groups ATTR)"
+        )
+    )
 
 
 def accuracy_by_cell(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict[tuple, float]:
@@ -66,7 +83,11 @@ def main(argv: list[str] | None = None) -> int:
         "--table", help="CSV with sample_id, label (0/1) and optional group columns, one row per embedding"
     )
     parser.add_argument("--weights", help="weights.csv (default with --run: RUN/weights.csv)")
-    parser.add_argument("--group", default=None, help="column of --table to report accuracy by")
+    parser.add_argument(
+        "--group",
+        default=None,
+        help="column of --table to report accuracy by (with --run: a group attribute of the run)",
+    )
     parser.add_argument("--test-size", type=float, default=0.3)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -81,7 +102,11 @@ def run(args: argparse.Namespace) -> int:
     """The comparison described by the parsed `args`."""
     X, table, weights_path = load_inputs(args)
     y = table["label"].to_numpy(dtype=np.int64)
-    groups = table[args.group].astype(str).to_numpy() if args.group else np.full(len(y), "all")
+    groups = (
+        table[group_column(table, args.group, "the table")].astype(str).to_numpy()
+        if args.group
+        else np.full(len(y), "all")
+    )
     # Align once over every row, then index: the weights follow the rows into any split.
     sample_weight = SampleWeights.load(weights_path).to_sample_weight(table["sample_id"])
     train, test = train_test_split(np.arange(len(y)), test_size=args.test_size, random_state=args.seed, stratify=y)

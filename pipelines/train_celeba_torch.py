@@ -8,7 +8,8 @@ and loop; the only thing it takes from debias is the sampler built from a weight
         --weights runs/celeba/weights.csv                                                      # reweighted
 
 Use the same --limit as the `debias fit` that wrote the weights: both keep the first N images of
-each split in the official order, so the ids match. Prints test accuracy overall and per
+each split in the official order, so the ids match (or --allow-extra, to train on fewer images
+than the weights cover). Prints test accuracy overall and per
 (target, --group) cell, and the worst cell.
 """
 
@@ -126,6 +127,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", default="Blond_Hair", help="attribute to predict")
     parser.add_argument("--group", default="Male", help="attribute to report accuracy by")
     parser.add_argument("--weights", default=None, help="a debias weights.csv: draw training images by weight")
+    parser.add_argument(
+        "--allow-extra",
+        action="store_true",
+        help="accept a weights file with rows for more images than this training split (a larger run's)",
+    )
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--limit", type=int, default=None, help="first N images of each split")
@@ -149,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
     test = CelebAFolder(args.root, "test", args.target, args.group, args.image_size, args.limit)
     if args.weights:
         weights = SampleWeights.load(args.weights)
-        sampler = weights.to_sampler(train.ids, seed=args.seed)
-        w = weights.align(train.ids)
+        sampler = weights.to_sampler(train.ids, seed=args.seed, allow_extra=args.allow_extra)
+        w = weights.align(train.ids, allow_extra=args.allow_extra)
         print(
             f"train sampler: weighted by {args.weights} ({len(w)} rows, ESS {w.sum() ** 2 / (len(w) * (w**2).sum()):.3f} of N)"
         )

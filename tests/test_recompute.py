@@ -1,6 +1,7 @@
 """`debias weights RUN`: new weights from a run folder's latents, end to end through click."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -164,3 +165,78 @@ def test_library_function_returns_the_summary(run):
     assert result["path"].endswith("weights-alpha0.2-bins7-max.csv")
     assert result["settings"]["bins"] == 7 and result["fit_settings"]["alpha"] == 0.05
     assert 0 < result["stats"]["ess"] <= 1 and result["stats"]["max_min_ratio"] >= 1
+
+
+def test_every_weighting_setting_is_an_option_defaulting_to_the_fits():
+    from dataclasses import fields
+
+    text = CliRunner().invoke(main, ["weights", "--help"], terminal_width=200).output
+    for flag in ("--weighting", "--errors-upweight", "--errors-epoch", "--joint-method", "--joint-dims", "--knn-k"):
+        assert flag in text
+    assert text.count("Default: the fit's.") == len(fields(WeightingSettings))
+
+
+def test_joint_settings_reach_the_weights_and_the_file_name(run):
+    result = invoke(run, "--weighting", "joint", "--joint-method", "knn", "--knn-k", "5")
+    assert result.exit_code == 0, result.output
+    out = run / "weights-joint-joint-methodknn-knn-k5.csv"
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["settings"]["joint_method"] == "knn" and sidecar["settings"]["knn_k"] == 5
+    wanted, _ = training_weights(
+        torch.from_numpy(np.load(run / "latents.npy")),
+        torch.from_numpy(np.arange(N) % 2),
+        WeightingSettings(strategy="joint", joint_method="knn", knn_k=5, bins=7, alpha=0.05, combine="geometric"),
+        vae_on_all=False,
+    )
+    np.testing.assert_allclose(pd.read_csv(out)["weight"], wanted.numpy(), rtol=1e-12)
+
+
+def test_group_strategies_read_the_group_columns_of_weights_csv(run):
+    frame = pd.read_csv(run / "weights.csv")
+    # rows 0-9 are men; labels alternate, so 5 blond men among 10 men and 60 blond rows in all
+    frame["group_Male"] = (np.arange(N) < 10).astype(int)
+    frame.to_csv(run / "weights.csv", index=False)
+    result = invoke(run, "--weighting", "groups")
+    assert result.exit_code == 0, result.output
+    new = pd.read_csv(run / "weights-groups.csv")
+    assert "group_Male" in new.columns  # the groups ride along to the new file
+    blond_men = (new["group_Male"] == 1) & (new["label"] == 1)
+    # P(man) P(blond) / P(blond man) = (10/120)(60/120) / (5/120) = 1: this table is balanced within men
+    np.testing.assert_allclose(new.loc[blond_men, "weight"], 1.0, rtol=1e-12)
+    assert json.loads((run / "weights-groups.json").read_text())["uses_group_labels"] is True
+
+
+def test_group_strategy_without_group_columns_says_which_fit_makes_them(run):
+    result = invoke(run, "--weighting", "balanced-groups")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "group_<attribute> columns" in result.output
+    assert f"debias fit --config {run / 'config.json'} --weighting balanced-groups --groups" in result.output
+
+
+def test_errors_without_early_predictions_says_which_fit_makes_them(run):
+    result = invoke(run, "--weighting", "errors+joint")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert f"debias fit --config {run / 'config.json'} --weighting errors+joint --out NEW_FOLDER" in result.output
+
+
+def test_another_errors_epoch_needs_a_new_fit(tmp_path):
+    run = make_run(tmp_path / "run", settings=replace(FIT_SETTINGS, errors_epoch=1))
+    np.save(run / "early_probs.npy", np.linspace(0.05, 0.95, N))
+    config = json.loads((run / "config.json").read_text())
+    config["early_errors"] = {"epoch": 2}  # epoch 1 was not informative, the fit took epoch 2
+    (run / "config.json").write_text(json.dumps(config))
+    assert invoke(run, "--weighting", "errors", "--errors-epoch", "2", "--errors-upweight", "5").exit_code == 0
+    result = invoke(run, "--weighting", "errors", "--errors-epoch", "3")
+    assert result.exit_code != 0 and "after epoch 2" in result.output
+    assert "--weighting errors --errors-epoch 3 --out NEW_FOLDER" in result.output
+
+
+def test_classes_balances_the_labels_of_the_run(run):
+    frame = pd.read_csv(run / "weights.csv")
+    frame.loc[:29, "label"] = 1  # 60 + 15 = 75 positives (0-29 and the odd rows above), 45 negatives
+    frame.to_csv(run / "weights.csv", index=False)
+    assert invoke(run, "--weighting", "classes").exit_code == 0
+    new = pd.read_csv(run / "weights-classes.csv")
+    # each class gets half of the 120 rows' mass: 60 / 75 = 0.8 per positive, 60 / 45 per negative
+    np.testing.assert_allclose(new.loc[new["label"] == 1, "weight"], 0.8, rtol=1e-12)
+    np.testing.assert_allclose(new.loc[new["label"] == 0, "weight"], 60 / 45, rtol=1e-12)

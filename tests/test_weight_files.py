@@ -10,6 +10,7 @@ from debias.errors import UserError
 from debias.weight_files import (
     DistributedWeightedSampler,
     SampleWeights,
+    group_columns,
     load_weights,
     to_sample_weight,
     to_sampler,
@@ -130,6 +131,23 @@ def test_no_overlap_at_all_shows_both_id_styles(weights_csv):
     message = str(info.value)
     assert f"{N} of your {N} ids have no row" in message
     assert "No id matches at all" in message and "'000001.jpg'" in message and "'0'" in message
+    # ids that match nothing are not a larger run's file: allowing extra rows would not help
+    assert "allow" not in message
+
+
+def test_a_subset_is_pointed_to_allow_extra(weights_csv):
+    with pytest.raises(UserError) as info:
+        SampleWeights.load(weights_csv).align(IDS[:30])
+    assert "allow_extra=True; --allow-extra in the pipelines/ scripts" in str(info.value)
+
+
+def test_aligned_weights_always_have_mean_one(tmp_path):
+    # user weights 1, 2, 3, 4 (mean 2.5): all ids -> 0.4, 0.8, 1.2, 1.6; ids 1-2 -> 2/3, 4/3
+    ids = ["a", "b", "c", "d"]
+    weights = SampleWeights(ids, [1.0, 2.0, 3.0, 4.0])
+    np.testing.assert_allclose(weights.align(["d", "a", "b", "c"]), [1.6, 0.4, 0.8, 1.2], rtol=1e-12)
+    np.testing.assert_allclose(weights.align(["a", "b"], allow_extra=True), [2 / 3, 4 / 3], rtol=1e-12)
+    assert weights.weights.tolist() == [1.0, 2.0, 3.0, 4.0]  # the values as given stay readable
 
 
 def test_duplicate_ids_in_the_dataset_are_refused(weights_csv):
@@ -157,9 +175,15 @@ def test_to_sample_weight_follows_the_given_order(weights_csv):
 
 
 def test_write_weights_round_trips_and_refuses_bad_rows(tmp_path):
-    path = write_weights(tmp_path / "out.csv", ["b", "a"], [2.0, 0.5], log_density=[-1.0, -2.0], labels=[1, 0])
-    assert pd.read_csv(path).columns.tolist() == ["sample_id", "weight", "log_density", "label"]
-    assert SampleWeights.load(path).align(["a", "b"]) == pytest.approx([0.5, 2.0])
+    path = write_weights(
+        tmp_path / "out.csv", ["b", "a"], [2.0, 0.5], log_density=[-1.0, -2.0], labels=[1, 0], groups={"Male": [0, 1]}
+    )
+    frame = pd.read_csv(path)
+    assert frame.columns.tolist() == ["sample_id", "weight", "log_density", "label", "group_Male"]
+    assert group_columns(frame).to_dict("list") == {"Male": [0, 1]}
+    loaded = SampleWeights.load(path)
+    assert loaded.weights.tolist() == [2.0, 0.5]
+    assert loaded.align(["a", "b"]) == pytest.approx([0.4, 1.6])  # mean 1.25 as written, 1 once aligned
     with pytest.raises(UserError, match="weight <= 0"):
         write_weights(tmp_path / "bad.csv", ["a"], [0.0])
     assert not (tmp_path / "bad.csv").exists()

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import asdict, dataclass, field, fields
 
-from debias.data.options import DataFlags
+from debias.data.options import RUNTIME_OPTIONS, DataFlags
 from debias.errors import UserError
 from debias.fit.draws import MODELS
+from debias.fit.tensorboard import INSTALL_HINT
 from debias.settings import declared, problems, setting, value_at, value_problems
-from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_errors
+from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_errors, needs_groups
 
-# Tried by `--weighting auto` unless --auto-strategies says otherwise, in this order: every
-# registered strategy that reweights. `uniform` (no reweighting) can be added with
-# --auto-strategies, to let validation say that none helps.
+# Tried by `--weighting auto` unless --auto-strategies says otherwise, in this order: the
+# label-free strategies that reweight. `uniform` (no reweighting) can be added with
+# --auto-strategies, to let validation say that none helps, and so can the label-based baselines
+# (classes; groups and balanced-groups, which use group labels). `classes` stays out of the
+# default list until a measurement says it earns its short run there (benchmarks/strategies.py).
 DEFAULT_CANDIDATES = ("histogram", "joint", "errors", "errors+joint", "errors+latent")
 
 
@@ -28,6 +32,10 @@ class FitConfig:
     the command line, `validate` and the checks of `debias fit --resume` all come from here.
     `data_options` holds the dataset loader's options (`--root`, `--target`, `--groups`,
     `--limit`, `--data-option KEY=VALUE`, and the runtime-only `--cache-dir`, `--workers`).
+
+    The settings declared `runtime=True` (device, amp, eval_batch_size, compile, tensorboard, and
+    the data options cache_dir, workers) change how a fit runs, never what it trains: config.json
+    records them apart ("runtime", `runtime_dict`), never among the settings (`to_dict`).
     """
 
     data: str = setting(
@@ -137,6 +145,14 @@ class FitConfig:
         "Train through torch.compile (needs a C++ compiler on a CPU; costs a compilation per model).",
         runtime=True,
     )
+    tensorboard: str | None = setting(
+        None,
+        "--tensorboard",
+        "Also write every epoch's history (losses, accuracies, ESS) as TensorBoard scalars into DIR "
+        "(needs `pip install tensorboard`).",
+        runtime=True,
+        metavar="DIR",
+    )
 
     def __post_init__(self) -> None:
         # The DB-VAE is always trained; listing models in MODELS order makes equal sets compare equal.
@@ -145,11 +161,31 @@ class FitConfig:
         object.__setattr__(self, "models", tuple(models))
 
     def to_dict(self) -> dict:
-        """Plain nested dict for config.json."""
+        """The recorded settings, a plain nested dict for config.json's "settings": what the fit trains.
+
+        Runtime settings are left out (see `runtime_dict`), so two fits that differ only in device
+        or cache folder record the same settings, and a run's config.json given back to
+        `debias fit --config` never pins a device or a cache of another machine.
+        """
         d = asdict(self)
+        for item in declared(FitConfig):
+            if item.setting.runtime:
+                parent = d
+                for name in item.path[:-1]:
+                    parent = parent[name]
+                del parent[item.path[-1]]
+        d["data_options"] = {k: v for k, v in d["data_options"].items() if k not in RUNTIME_OPTIONS}
         for f in fields(self):
-            if isinstance(d[f.name], tuple):
+            if isinstance(d.get(f.name), tuple):
                 d[f.name] = list(d[f.name])
+        return d
+
+    def runtime_dict(self) -> dict:
+        """How the fit ran (config.json's "runtime"): the runtime settings, and the runtime data options given."""
+        d = {item.name: value_at(self, item.path) for item in declared(FitConfig) if item.setting.runtime}
+        options = {k: v for k, v in self.data_options.items() if k in RUNTIME_OPTIONS and v is not None}
+        if options:
+            d["data_options"] = options
         return d
 
     @classmethod
@@ -174,6 +210,13 @@ class FitConfig:
     def candidates(self) -> tuple[str, ...]:
         """The strategies `--weighting auto` tries."""
         return tuple(self.auto_strategies) or DEFAULT_CANDIDATES
+
+    @property
+    def uses_group_labels(self) -> bool:
+        """Whether some strategy of this fit (the chosen one, or any auto candidate) reads the true group labels."""
+        if self.weighting.strategy == AUTO:
+            return any(needs_groups(name) for name in self.candidates)
+        return needs_groups(self.weighting.strategy)
 
     @property
     def uses_errors(self) -> bool:
@@ -222,6 +265,8 @@ def validate(config: FitConfig, world_size: int = 1) -> None:
             f"--errors-epoch {errors_epoch} is after the last epoch ({config.epochs}) of the uniform baseline whose "
             "errors it reads; lower it or raise --epochs"
         )
+    if config.tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
+        found.append(f"--tensorboard needs the tensorboard package: {INSTALL_HINT}")
     if not isinstance(config.data_options, dict):
         found.append(f"data_options must be a dict of the dataset's options, got {type(config.data_options).__name__}")
     else:

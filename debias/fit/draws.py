@@ -25,11 +25,12 @@ import torch
 from debias.data import Dataset
 from debias.distributed import DistContext
 from debias.fit.errors import NonFiniteLoss
-from debias.groups import group_labels
+from debias.groups import column_groups
 from debias.sampling import epoch_generator, rank_share, uniform_indices, weighted_indices
 from debias.train import UInt8ImageDataset, encode_all, iterate_batches
 from debias.weight_files import DistributedWeightedSampler, SampleWeights
-from debias.weighting import AUTO, WeightingSettings, weight_summary
+from debias.weighting import AUTO, WeightingSettings, needs_groups, normalize_log_weights, weight_summary
+from debias.weighting.labels import balanced_group_log_weights
 from debias.weighting.sharded import sharded_training_weights
 
 if TYPE_CHECKING:
@@ -84,13 +85,21 @@ class UniformDraw(Draw):
         return uniform_indices(len(self.dataset.train), generator)
 
 
+def training_groups(dataset: Dataset) -> np.ndarray | None:
+    """Each training row's true group (its group attributes, e.g. 'Male=1'), or None when the data has no group columns."""
+    if not dataset.group_columns:
+        return None
+    return column_groups(dataset.train.attributes, dataset.group_columns).to_numpy(str)
+
+
 def group_balanced_weights(dataset: Dataset) -> torch.Tensor:
-    """The oracle's weights: every training group (group attributes x label) gets the same total weight, mean 1."""
+    """The oracle's weights: every training group (group attributes x label) gets the same total weight, mean 1.
+
+    The `balanced-groups` weighting strategy's weights (debias.weighting.labels), so the oracle and
+    a weights.csv of that strategy balance alike.
+    """
     train = dataset.train
-    groups = group_labels(train.attributes, dataset.group_columns, train.labels)
-    counts = groups.map(groups.value_counts())
-    w = torch.tensor((1.0 / counts).to_numpy(), dtype=torch.float64)
-    return w * (len(w) / w.sum())
+    return normalize_log_weights(balanced_group_log_weights(training_groups(dataset), train.labels))
 
 
 class GroupBalancedDraw(Draw):
@@ -158,8 +167,16 @@ class DensityDraw(Draw):
             local = torch.empty(0, config.latent_dim, device=self.device)
         if ctx.any(not bool(torch.isfinite(local).all())):
             raise NonFiniteLoss(f"the {self.name} model's latent means are not finite")
+        groups = training_groups(self.dataset) if needs_groups(self.weighting.strategy) else None
         self.weights, score, latents = sharded_training_weights(
-            local, torch.tensor(train.labels), rows, self.weighting, self.dataset.vae_on_all, ctx, self.early_probs
+            local,
+            torch.tensor(train.labels),
+            rows,
+            self.weighting,
+            self.dataset.vae_on_all,
+            ctx,
+            self.early_probs,
+            groups,
         )
         if latents is None and keep_latents:
             latents = ctx.all_gather_rows(local)

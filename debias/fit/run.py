@@ -46,6 +46,7 @@ from debias.fit.draws import DRAWS, MODELS, DensityDraw, FileDraw
 from debias.fit.errors import CompileFailed, FitInterrupted, NonFiniteLoss
 from debias.fit.evaluation import evaluate, predictions_frame, sharded_predict
 from debias.fit.health import advice, latent_health
+from debias.fit.tensorboard import HistoryBoard
 from debias.fit.trainer import Trainer
 from debias.run_dir import (
     CHECKPOINT,
@@ -61,7 +62,7 @@ from debias.run_dir import (
     prepare_run_dir,
 )
 from debias.weight_files import write_weights
-from debias.weighting import AUTO, WeightingSettings
+from debias.weighting import AUTO, WeightingSettings, needs_groups
 from debias.weighting.errors import early_error_rates
 
 
@@ -78,6 +79,14 @@ def check_dataset(dataset: Dataset, config: FitConfig) -> None:
         )
     if dataset.train.image_size != config.image_size:
         raise UserError(f"dataset images are {dataset.train.image_size}px but --image-size is {config.image_size}")
+    if config.uses_group_labels and not dataset.group_columns:
+        strategies = config.candidates if config.weighting.strategy == AUTO else (config.weighting.strategy,)
+        named = ", ".join(name for name in strategies if needs_groups(name))
+        raise UserError(
+            f"--weighting {named} reweighs by the true group of every training image, but {dataset.name} has no group "
+            "columns; name them with --groups ATTR[,ATTR] (CelebA attributes, a manifest's columns), or choose a "
+            "strategy without group labels (classes, histogram, joint, errors)"
+        )
     missing = [name for name in config.val_groups if name not in dataset.valid.attributes.columns]
     if missing:
         known = ", ".join(map(str, dataset.valid.attributes.columns)) or "none"
@@ -116,12 +125,20 @@ class Fit:
         self.fingerprint = ""
         # Whether the run folder describes this fit yet (config.json written by it, or a resumed run).
         self.resumable = resumed
+        self.board: HistoryBoard | None = None  # --tensorboard, on rank 0
 
     def run(self, dataset: Dataset | None = None) -> dict:
         """Train what is left and write every file of the run folder; returns the config.json summary.
 
         `dataset`: the data, already loaded (else loaded from config.data and config.data_options).
         """
+        try:
+            return self._guarded(dataset)
+        finally:
+            if self.board is not None:
+                self.board.close()
+
+    def _guarded(self, dataset: Dataset | None) -> dict:
         try:
             return self._phases(dataset)
         except KeyboardInterrupt:
@@ -187,6 +204,8 @@ class Fit:
                 for name in (*FIT_FILES, *REPORT_FILES):
                     (self.run_dir / name).unlink(missing_ok=True)
             io.write_json(self.run_dir / CONFIG, self._config_record(status="running"))
+            if self.config.tensorboard is not None:
+                self.board = HistoryBoard(self.config.tensorboard)
         self.resumable = True
 
     # 3. models
@@ -220,6 +239,8 @@ class Fit:
         ):
             self._take_early_errors(epoch)
         self.state.history.append(row)
+        if self.board is not None:
+            self.board.log(row)
         self.state.done[name] = epoch
         self._save_checkpoint()
 
@@ -277,6 +298,9 @@ class Fit:
                 draw.weights.cpu().numpy(),
                 log_density=draw.log_density.cpu().numpy(),
                 labels=train.labels,
+                # The true groups ride along (group_<attr> columns): `debias weights` needs them for
+                # the group strategies, and a pipeline can report per group from the file alone.
+                groups=train.attributes[self.dataset.group_columns],
             )
             io.write_npy(self.run_dir / LATENTS, draw.latents.cpu().numpy().astype(np.float32))
             if self.state.early_probs is not None:
@@ -335,6 +359,10 @@ class Fit:
             "status": status,
             "created": self.created,
             "settings": self.config.to_dict(),
+            # Whether a weighting of this fit read the true group labels: its weights are then a
+            # label-based baseline, not debias's label-free estimate.
+            "uses_group_labels": self.config.uses_group_labels,
+            "runtime": self.config.runtime_dict(),
             "device": str(self.device),
             "torch_version": torch.__version__,
             "platform": platform.platform(),

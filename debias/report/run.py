@@ -131,8 +131,10 @@ def load_run_dataset(run: Run, dataset):
     from debias.data import load_dataset
 
     settings = run.settings
+    # The fit's cache folder and workers are recorded apart from its settings (config.json "runtime").
+    options = {**settings.get("data_options", {}), **(run.config.get("runtime") or {}).get("data_options", {})}
     try:
-        return load_dataset(settings["data"], image_size=settings["image_size"], **settings.get("data_options", {}))
+        return load_dataset(settings["data"], image_size=settings["image_size"], **options)
     except Exception as exc:  # missing files, a moved --root, a changed loader: the metrics still stand
         run.notes.append(
             f"The dataset could not be reloaded ({exc}), so the report has no weights by group, thumbnails or reconstructions."

@@ -10,7 +10,14 @@ applies the cap, and `weight_summary` reports how skewed the result is (ESS, max
     errors         Just Train Twice: upweight what an early-stopped uniform classifier gets wrong (.errors)
     errors+joint   errors times the joint density (.combined)
     errors+latent  errors smoothed along the latent directions that predict them (.combined)
+    classes        class balancing: every class the same total weight (.labels; the target labels only)
+    groups         AIF360's reweighing, P(g) P(y) / P(g, y) over the true groups (.labels; uses group labels)
+    balanced-groups  every (group, label) cell the same total weight, as the oracle draws (.labels; uses group labels)
     uniform        every weight 1: the baseline a measured choice (`debias fit --weighting auto`) can fall back to
+
+The last four never look at the latents: they are the baselines users compare the label-free
+strategies against, exported as weights like every other. Label-based strategies score every row,
+also in face detection, since balancing classes is their point.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
 from debias.settings import problems
@@ -25,6 +33,7 @@ from debias.weighting.combined import errors_joint_log_weights, errors_latent_lo
 from debias.weighting.errors import classifier_errors, jtt_log_weights
 from debias.weighting.histogram import COMBINATIONS, histogram_log_weights
 from debias.weighting.joint import JOINT_METHODS, joint_log_weights
+from debias.weighting.labels import balanced_group_log_weights, class_balanced_log_weights, reweighing_log_weights
 from debias.weighting.settings import AUTO, WeightingSettings
 from debias.weighting.stats import (
     cap_weights,
@@ -43,19 +52,29 @@ class WeightingInputs:
     labels    class labels [N] (0/1) of the training split
     errors    bool [N]: the early-stopped uniform classifier got the row wrong (None if not trained)
     losses    float [N]: that classifier's cross-entropy on the row (None if not trained)
+    groups    str array [N]: each row's true group, its group attributes without the label (e.g.
+              'Male=1'; debias.groups.column_groups); None when the data has none. Only the
+              strategies that say they use group labels (`needs_groups`) read it.
     """
 
     latents: torch.Tensor
     labels: torch.Tensor
     errors: torch.Tensor | None = None
     losses: torch.Tensor | None = None
+    groups: np.ndarray | None = None
 
     @classmethod
-    def from_early_probs(cls, latents: torch.Tensor, labels: torch.Tensor, early_probs=None) -> WeightingInputs:
-        """Inputs with errors and losses from the early classifier's P(label = 1) per row (or None)."""
+    def from_early_probs(
+        cls, latents: torch.Tensor, labels: torch.Tensor, early_probs=None, groups=None
+    ) -> WeightingInputs:
+        """Inputs with errors and losses from the early classifier's P(label = 1) per row (or None), and the groups."""
         labels = torch.as_tensor(labels).reshape(-1).to(latents.device)
+        if groups is not None:
+            groups = np.asarray(groups).reshape(-1).astype(str)
+            if len(groups) != len(labels):
+                raise ValueError(f"groups has {len(groups)} rows but there are {len(labels)} labels")
         if early_probs is None:
-            return cls(latents, labels)
+            return cls(latents, labels, groups=groups)
         p = torch.as_tensor(early_probs, dtype=torch.float64).reshape(-1).to(latents.device)
         if len(p) != len(labels):
             raise ValueError(f"early_probs has {len(p)} rows but there are {len(labels)} labels")
@@ -63,41 +82,55 @@ class WeightingInputs:
         errors = classifier_errors(p, labels)
         eps = 1e-12
         losses = -(y * torch.log(p.clamp_min(eps)) + (1 - y) * torch.log((1 - p).clamp_min(eps)))
-        return cls(latents, labels, errors, losses)
+        return cls(latents, labels, errors, losses, groups)
 
     def rows(self, mask: torch.Tensor) -> WeightingInputs:
         """The same inputs restricted to the rows where `mask` is True."""
         pick = lambda t: None if t is None else t[mask]  # noqa: E731
-        return WeightingInputs(self.latents[mask], self.labels[mask], pick(self.errors), pick(self.losses))
+        groups = None if self.groups is None else self.groups[mask.cpu().numpy()]
+        return WeightingInputs(self.latents[mask], self.labels[mask], pick(self.errors), pick(self.losses), groups)
 
 
 @dataclass(frozen=True)
 class Strategy:
-    """A named weighting strategy: inputs of the scored rows -> unnormalized log-weights [rows]."""
+    """A named weighting strategy: inputs of the scored rows -> unnormalized log-weights [rows].
+
+    needs_errors     it reads the early classifier's errors (WeightingInputs.errors)
+    needs_groups     it reads the true group of every row (WeightingInputs.groups): not label-free
+    scores_every_row it balances labels, so it scores negatives too in face detection
+    """
 
     name: str
     log_weights: Callable[[WeightingInputs, WeightingSettings], torch.Tensor]
     needs_errors: bool
     description: str
+    needs_groups: bool = False
+    scores_every_row: bool = False
 
     def __call__(self, inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
-        """Unnormalized log-weights of the rows in `inputs`; ValueError when the strategy needs errors and has none."""
+        """Unnormalized log-weights of the rows in `inputs`; ValueError when an input it needs is missing."""
         if self.needs_errors and inputs.errors is None:
             raise ValueError(
                 f"weighting strategy {self.name!r} needs the early classifier's errors on the training split (WeightingInputs.errors)"
             )
+        if self.needs_groups and inputs.groups is None:
+            raise ValueError(
+                f"weighting strategy {self.name!r} needs the true group of every training row (WeightingInputs.groups)"
+            )
         return self.log_weights(inputs, settings)
 
 
-# name -> Strategy, in the order `--weighting auto` tries them
+# name -> Strategy, in the order `--weighting` lists them
 STRATEGIES: dict[str, Strategy] = {}
 
 
-def register_strategy(name: str, needs_errors: bool, description: str):
+def register_strategy(
+    name: str, needs_errors: bool, description: str, needs_groups: bool = False, scores_every_row: bool = False
+):
     """Decorator: make `log_weights(inputs, settings)` available as `--weighting name`."""
 
     def wrap(func):
-        STRATEGIES[name] = Strategy(name, func, needs_errors, description)
+        STRATEGIES[name] = Strategy(name, func, needs_errors, description, needs_groups, scores_every_row)
         return func
 
     return wrap
@@ -140,6 +173,33 @@ def _errors_latent(inputs: WeightingInputs, settings: WeightingSettings) -> torc
     return errors_latent_log_weights(inputs.latents, inputs.labels, inputs.errors, settings.errors_upweight)
 
 
+@register_strategy("classes", False, "class balancing: every class the same total weight", scores_every_row=True)
+def _classes(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    return class_balanced_log_weights(inputs.labels).to(inputs.latents.device)
+
+
+@register_strategy(
+    "groups",
+    False,
+    "AIF360 reweighing by the true groups: P(g) P(y) / P(g, y)",
+    needs_groups=True,
+    scores_every_row=True,
+)
+def _groups(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    return reweighing_log_weights(inputs.groups, inputs.labels).to(inputs.latents.device)
+
+
+@register_strategy(
+    "balanced-groups",
+    False,
+    "every true (group, label) cell the same total weight, as the oracle draws",
+    needs_groups=True,
+    scores_every_row=True,
+)
+def _balanced_groups(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    return balanced_group_log_weights(inputs.groups, inputs.labels).to(inputs.latents.device)
+
+
 @register_strategy("uniform", False, "every weight 1 (no reweighting)")
 def _uniform(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
     return torch.zeros(len(inputs.labels), dtype=torch.float64, device=inputs.latents.device)
@@ -148,6 +208,11 @@ def _uniform(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tens
 def needs_errors(strategy: str) -> bool:
     """Whether `strategy` reads the early classifier's errors (False for unknown names and auto)."""
     return strategy in STRATEGIES and STRATEGIES[strategy].needs_errors
+
+
+def needs_groups(strategy: str) -> bool:
+    """Whether `strategy` reads the true group labels of the training rows (False for unknown names and auto)."""
+    return strategy in STRATEGIES and STRATEGIES[strategy].needs_groups
 
 
 def validate(settings: WeightingSettings, allow_auto: bool = False) -> None:
@@ -169,13 +234,14 @@ def compute_weights(
 
     With `vae_on_all` every row is scored together. Otherwise (face detection) only positives
     are scored, since the VAE never learned to model negatives; negatives keep weight 1 and the
-    positives' weights have mean 1, so the class balance of the data is unchanged. The cap
+    positives' weights have mean 1, so the class balance of the data is unchanged. Strategies that
+    balance labels (classes, groups, balanced-groups) score every row either way. The cap
     applies to every strategy.
     """
     validate(settings)
     latents = inputs.latents
     labels = inputs.labels.reshape(-1).to(latents.device)
-    scored = scored_rows(labels, vae_on_all)
+    scored = scored_rows(labels, vae_on_all or STRATEGIES[settings.strategy].scores_every_row)
     score = torch.full((len(labels),), float("nan"), dtype=torch.float64, device=latents.device)
     if scored.any():
         score[scored] = STRATEGIES[settings.strategy](replace(inputs, labels=labels).rows(scored), settings).to(
@@ -204,10 +270,11 @@ def training_weights(
     settings: WeightingSettings,
     vae_on_all: bool,
     early_probs=None,
+    groups=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """`compute_weights` from latents, labels and (for the errors strategies) the early classifier's
-    P(label = 1) on every training row."""
-    return compute_weights(WeightingInputs.from_early_probs(latents, labels, early_probs), settings, vae_on_all)
+    """`compute_weights` from latents, labels, (for the errors strategies) the early classifier's
+    P(label = 1) on every training row and (for the group strategies) every row's group name."""
+    return compute_weights(WeightingInputs.from_early_probs(latents, labels, early_probs, groups), settings, vae_on_all)
 
 
 __all__ = [
@@ -224,6 +291,7 @@ __all__ = [
     "histogram_log_weights",
     "max_min_ratio",
     "needs_errors",
+    "needs_groups",
     "normalize_log_weights",
     "register_strategy",
     "scored_rows",

@@ -72,11 +72,12 @@ def sharded_training_weights(
     vae_on_all: bool,
     comm,
     early_probs=None,
+    groups=None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """`training_weights` over all rows, from this process's latents local_latents [n, k] of rows `rows`.
 
     labels: every row's label [N]; early_probs: every row's P(label = 1) from the early classifier
-    (the errors strategies), or None. Returns weights [N] and scores [N], the same on every process,
+    (the errors strategies), or None; groups: every row's group name (the group strategies), or None. Returns weights [N] and scores [N], the same on every process,
     and the gathered latents [N, k] when the strategy needed them (else None: the histogram
     strategy moves counts, not latents).
     """
@@ -101,7 +102,7 @@ def sharded_training_weights(
         # all latents and computes the same weights (on every process, so that an error stops
         # them all instead of leaving the others waiting).
         latents = comm.all_gather_rows(local_latents)
-        weights, score = training_weights(latents, labels, settings, vae_on_all, early_probs)
+        weights, score = training_weights(latents, labels, settings, vae_on_all, early_probs, groups)
     # Identical inputs give identical weights on identical machines; rank 0's copy makes them
     # identical on machines whose floating-point libraries round differently too, so every process
     # draws the same sample from them.

@@ -58,16 +58,21 @@ def fake_celeba_table(n: int = 30, seed: int = 0) -> tuple[list[str], np.ndarray
     return files, attributes, partition
 
 
-def make_fake_celeba(root: Path, n: int = 30, seed: int = 0, newline: str = "\r\n", subdir: str = "") -> Path:
+def make_fake_celeba(
+    root: Path, n: int = 30, seed: int = 0, newline: str = "\r\n", subdir: str = "", columns: dict | None = None
+) -> Path:
     """Write a fake CelebA under `root` (or `root/subdir`) in the official formats; return that folder.
 
     img_align_celeba/ holds `n` real 178x218 JPEGs; list_attr_celeba.txt has the count line, the
     attribute-name line (with the official trailing space) and `file -1  1 ...` rows;
     list_eval_partition.txt has `file 0|1|2`. Lines end with `newline` (CRLF by default, as some
-    copies have). The contents come from fake_celeba_table(n, seed).
+    copies have). The contents come from fake_celeba_table(n, seed), with the attributes named in
+    `columns` (name -> [n] values in {-1, 1}) replaced.
     """
     folder = Path(root) / subdir if subdir else Path(root)
     files, attributes, partition = fake_celeba_table(n, seed)
+    for name, values in (columns or {}).items():
+        attributes[:, CELEBA_ATTRIBUTES.index(name)] = values
     for i, name in enumerate(files):
         write_jpeg(folder / "img_align_celeba" / name, image_color(i))
     attr_lines = [str(n), " ".join(CELEBA_ATTRIBUTES) + " "]

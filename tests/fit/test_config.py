@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -107,3 +109,33 @@ def test_to_dict_round_trips_and_dbvae_is_always_a_model():
     assert FitConfig.from_dict(config.to_dict()) == config
     legacy = dict(config.to_dict(), data_options={"limit": 5, "progress": False})
     assert FitConfig.from_dict(legacy).data_options == {"limit": 5}
+
+
+def test_runtime_settings_are_recorded_apart_from_the_settings():
+    config = FitConfig(
+        device="cpu",
+        eval_batch_size=64,
+        tensorboard="tb",
+        data_options={"limit": 5, "cache_dir": "/fast/cache", "workers": 2},
+    )
+    recorded = config.to_dict()
+    runtime = [item for item in declared(FitConfig) if item.setting.runtime]
+    assert {i.name for i in runtime} == {"device", "amp", "eval_batch_size", "compile", "tensorboard"}
+    assert not {i.name for i in runtime} & set(recorded)
+    assert recorded["data_options"] == {"limit": 5}
+    assert config.runtime_dict() == {
+        "device": "cpu",
+        "amp": True,
+        "eval_batch_size": 64,
+        "compile": False,
+        "tensorboard": "tb",
+        "data_options": {"cache_dir": "/fast/cache", "workers": 2},
+    }
+    # read back, the runtime settings are the defaults: a resumed fit takes them from its command line
+    assert FitConfig.from_dict(recorded) == FitConfig(data_options={"limit": 5})
+
+
+def test_tensorboard_without_the_package_is_one_message(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.raises(UserError, match=r"--tensorboard needs the tensorboard package: pip install tensorboard"):
+        validate(FitConfig(tensorboard="tb"))

@@ -150,3 +150,35 @@ def test_sklearn_script_on_a_run_folder_and_mismatched_weights(tmp_path, capsys)
     other = write_weights(tmp_path / "other.csv", ids[1:], np.ones(len(ids) - 1))
     assert script.main(["--run", str(run), "--weights", str(other)]) == 2
     assert "1 of your 60 ids have no row" in capsys.readouterr().err
+
+
+def test_sklearn_script_reports_per_group_from_a_run(fitted_run, capsys):
+    script = load_script("sklearn_embeddings.py")
+    assert script.main(["--run", str(fitted_run), "--group", "Male"]) == 0
+    out = capsys.readouterr().out
+    for line in ("label=0 Male=0", "label=0 Male=1", "label=1 Male=0", "label=1 Male=1"):
+        assert line in out
+    assert script.main(["--run", str(fitted_run), "--group", "Young"]) == 2
+    assert "its group columns are: Male" in capsys.readouterr().err
+
+
+def test_torch_script_takes_a_larger_runs_weights_with_allow_extra(celeba, tmp_path, capsys):
+    ids = train_ids()
+    weights = write_weights(tmp_path / "weights.csv", ids + ["999999.jpg"], np.ones(len(ids) + 1))
+    script = load_script("train_celeba_torch.py")
+    common = ["--root", str(celeba), "--weights", str(weights), "--epochs", "1", "--image-size", "16", "--workers", "0"]
+    assert script.main(common) == 2
+    assert "--allow-extra in the pipelines/ scripts" in capsys.readouterr().err
+    assert script.main([*common, "--allow-extra"]) == 0
+    assert f"weighted by {weights} ({len(ids)} rows" in capsys.readouterr().out
+
+
+def test_torch_script_hint_when_no_id_matches(celeba, tmp_path, capsys):
+    ids = [name.removesuffix(".jpg") for name in train_ids()]  # ids without the extension
+    weights = write_weights(tmp_path / "weights.csv", ids, np.ones(len(ids)))
+    script = load_script("train_celeba_torch.py")
+    args = ["--root", str(celeba), "--weights", str(weights), "--epochs", "1", "--image-size", "16", "--workers", "0"]
+    assert script.main([*args, "--allow-extra"]) == 2
+    err = capsys.readouterr().err
+    assert "No id matches at all" in err and "'000001'" in err and "'000001.jpg'" in err
+    assert "allow" not in err  # allowing extra rows would not help

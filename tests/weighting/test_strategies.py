@@ -14,6 +14,7 @@ from debias.weighting import (
     compute_weights,
     effective_sample_size,
     needs_errors,
+    needs_groups,
     training_weights,
     validate,
     weight_summary,
@@ -53,14 +54,21 @@ def rare_combination(seed=0, n=N):
     )
 
 
+def trait_b_groups(mu):
+    """The true group of each row: its trait B (the second latent's sign), as the group strategies read it."""
+    return np.where(mu[:, 1].numpy() > 0, "B=1", "B=0")
+
+
 def _weights(strategy, cap=None, **options):
     mu, labels, _, probs, _ = rare_combination()
     settings = WeightingSettings(strategy=strategy, cap=cap, **options)
-    weights, score = training_weights(mu, labels, settings, vae_on_all=True, early_probs=probs)
+    weights, score = training_weights(
+        mu, labels, settings, vae_on_all=True, early_probs=probs, groups=trait_b_groups(mu)
+    )
     return weights, score
 
 
-UPWEIGHTING = ["joint", "errors", "errors+joint", "errors+latent"]
+UPWEIGHTING = ["joint", "errors", "errors+joint", "errors+latent", "groups", "balanced-groups"]
 
 
 @pytest.mark.parametrize("strategy,options", [(s, {}) for s in UPWEIGHTING] + [("joint", {"joint_method": "knn"})])
@@ -139,15 +147,32 @@ def test_uniform_strategy_is_all_ones():
     assert effective_sample_size(weights) == pytest.approx(1.0)
 
 
-def test_detection_mode_scores_positives_only_for_every_strategy():
+def test_detection_mode_scores_positives_only_for_every_latent_strategy():
     mu, labels, _, probs, _ = rare_combination()
     for strategy in STRATEGIES:
         weights, score = training_weights(
-            mu, labels, WeightingSettings(strategy=strategy), vae_on_all=False, early_probs=probs
+            mu,
+            labels,
+            WeightingSettings(strategy=strategy),
+            vae_on_all=False,
+            early_probs=probs,
+            groups=trait_b_groups(mu),
         )
+        if STRATEGIES[strategy].scores_every_row:
+            # label-based: balancing the classes is their point, so negatives are scored too
+            assert torch.isfinite(score).all() and weights.mean().item() == pytest.approx(1.0), strategy
+            continue
         assert torch.all(weights[labels == 0] == 1.0), strategy
         assert weights[labels == 1].mean().item() == pytest.approx(1.0)
         assert torch.isnan(score[labels == 0]).all()
+
+
+def test_only_the_group_strategies_need_group_labels():
+    mu, labels, _, probs, _ = rare_combination()
+    assert sorted(s for s in STRATEGIES if needs_groups(s)) == ["balanced-groups", "groups"]
+    for strategy in ("groups", "balanced-groups"):
+        with pytest.raises(ValueError, match="group"):
+            training_weights(mu, labels, WeightingSettings(strategy=strategy), vae_on_all=True, early_probs=probs)
 
 
 def test_errors_strategies_need_the_early_predictions():
