@@ -107,11 +107,22 @@ def write_npy(target: str | os.PathLike, array: np.ndarray) -> None:
 
 
 def write_torch(target: str | os.PathLike, obj: dict) -> None:
-    """torch.save `obj` atomically (keep it to tensors and plain types so weights_only loading works)."""
+    """torch.save `obj` atomically (keep it to tensors and plain types so weights_only loading works).
+
+    torch reports a short write (a full disk) as a RuntimeError; it comes out as an OSError
+    (ENOSPC when the disk is full), like every other writer's.
+    """
     import torch
 
+    from debias import oserrors
+
     with atomic_path(target) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            if not oserrors.is_torch_write_failure(exc):
+                raise
+            raise oserrors.torch_write_error(exc, target) from exc
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
