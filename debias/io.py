@@ -70,7 +70,12 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError as exc:
+            if exc.filename is not None and Path(os.fsdecode(exc.filename)) == tmp_path:
+                exc.filename = str(target)  # the file the user knows, not its hidden temporary
+            raise
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, _final_mode(target))

@@ -363,7 +363,8 @@ def test_os_errors_of_other_commands_go_through_the_same_words(tmp_path, monkeyp
 
     monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
     result = invoke("weights", run, "--alpha", "0.01")
-    assert_one_message(result, "no space left on the disk. Free some space")
+    target = run / "weights-alpha0.01-bins5-max.csv"  # named, not its hidden temporary file
+    assert_one_message(result, f"Error: {target}: no space left on the disk. Free some space")
     assert not list(run.glob("weights-*"))
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 import warnings
 from pathlib import Path
 
@@ -124,8 +125,14 @@ def looks_like_image(prefix: bytes, path: str | Path) -> bool:
 
 def has_image_signature(data: bytes) -> bool:
     """Whether `data` starts with the signature of a format Pillow knows (its own checks, not a list of ours)."""
-    prefix = data[:32]
-    return bool(prefix) and any(accept(prefix) for accept in _signature_checks())
+    prefix = data[:16]  # what Image.open hands its format checks
+    for accept in _signature_checks() if prefix else ():
+        try:
+            if accept(prefix):
+                return True
+        except (SyntaxError, IndexError, TypeError, struct.error):  # a prefix too short for the check
+            continue
+    return False
 
 
 @functools.cache

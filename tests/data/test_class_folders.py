@@ -24,6 +24,7 @@ def test_strays_are_skipped_and_counted_not_fatal(tmp_path, capsys):
     (root / "face" / "._000.jpg").write_bytes(APPLEDOUBLE)  # copied from a Mac volume
     (root / "face" / "notes.jpg").write_text("not a picture\n")
     (root / "face" / "readme.txt").write_text("about these faces\n")
+    (root / "no_face" / "x.png").write_bytes(b"x\n")  # shorter than any image header
     (root / "no_face" / "loop.jpg").symlink_to("loop.jpg")  # a link to itself
     (root / "no_face" / "again").symlink_to("..")  # a folder link back up: would list every image again
     write_jpeg(root / "face" / "camera.jfif", image_color(60), 24, 24)
@@ -36,16 +37,16 @@ def test_strays_are_skipped_and_counted_not_fatal(tmp_path, capsys):
     assert "face/camera.jfif" in ids and "no_face/still.gif" in ids
     assert not any("again/" in i or "._" in i or "notes" in i or "loop" in i for i in ids)
     skipped = ds.info["skipped_files"]
-    assert skipped["count"] == 5
+    assert skipped["count"] == 6
     assert skipped["by_reason"] == {
         "macOS AppleDouble file (._*)": 1,
-        "not an image inside": 1,
+        "not an image inside": 2,
         "not an image extension": 1,
         "broken or looping symbolic link": 1,
         "linked folder listed already": 1,
     }
     printed = capsys.readouterr().err
-    assert "skipped 5 entries under" in printed and "1 macOS AppleDouble file (._*)" in printed
+    assert "skipped 6 entries under" in printed and "1 macOS AppleDouble file (._*)" in printed
     (gif,) = [
         split.images[row]
         for split in (ds.train, ds.valid, ds.test)
