@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from debias import oserrors
 from debias.cli_options import explicit_params, parse_data_options, setting_options, settings_from_params
 from debias.data.options import OPTION_FLAGS, DataFlags
 from debias.distributed import PeerError, is_main_process
@@ -19,10 +20,12 @@ from debias.weighting import WeightingSettings
 
 
 def _user_errors(func):
-    """Turn UserError into one clear message and exit code 1, and Ctrl-C into one line and exit code 130.
+    """Turn UserError and OSError into one clear message and exit code 1, and Ctrl-C into one line and exit code 130.
 
-    With `debias --debug ...` both propagate with their traceback instead. Under torchrun a
-    PeerError (a failure rank 0 reports) ends the other ranks without printing it again.
+    OSErrors (a full disk, a path too long, a permission, a symbolic link loop) are put in words
+    by debias.oserrors. With `debias --debug ...` all of them propagate with their traceback
+    instead. Under torchrun a PeerError (a failure rank 0 reports) ends the other ranks without
+    printing it again.
     """
 
     @functools.wraps(func)
@@ -36,6 +39,10 @@ def _user_errors(func):
             if isinstance(exc, PeerError) and not is_main_process():
                 sys.exit(1)
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            if debug:
+                raise
+            raise click.ClickException(oserrors.message(exc)) from None
         except KeyboardInterrupt as exc:
             if debug:
                 raise
@@ -138,6 +145,7 @@ def fit(data_option, write_report_too, out, overwrite, resume, quiet, config_fil
 
 
 @main.command()
+@_user_errors
 def datasets() -> None:
     """List the datasets debias can read and how to point at each."""
     from debias.data.listing import describe_datasets
@@ -187,14 +195,17 @@ def weights_command(run, no_cap, out, overwrite, **settings):
     help="Bootstrap resamples for the 95% intervals.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option(
+    "--overwrite", is_flag=True, help="Replace existing files at --out that are not reports written by debias."
+)
 @_user_errors
-def report_command(run, out, n_boot, seed):
+def report_command(run, out, n_boot, seed, overwrite):
     """Write report.html (one self-contained file) and report.json for RUN, without retraining."""
     import json
 
     from debias.report import write_report
 
-    path = write_report(run, out=out, n_boot=n_boot, seed=seed)
+    path = write_report(run, out=out, n_boot=n_boot, seed=seed, overwrite=overwrite)
     summary = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["summary"]
     click.echo(f"{summary}\n\nReport: {path}\nNumbers: {path.with_suffix('.json')}")
 

@@ -11,6 +11,8 @@ import pandas as pd
 from fairlearn.metrics import MetricFrame
 from sklearn.metrics import accuracy_score
 
+from debias.errors import UserError
+
 
 def column_groups(attributes: pd.DataFrame, columns: list[str]) -> pd.Series:
     """Group names from attribute columns alone (no label), e.g. 'Male=1' or 'Male=1|Young=0'."""
@@ -19,6 +21,27 @@ def column_groups(attributes: pd.DataFrame, columns: list[str]) -> pd.Series:
     for part in parts[1:]:
         name = name + "|" + part
     return name.rename("group").reset_index(drop=True)
+
+
+def require_group_values(attributes_by_split: dict[str, pd.DataFrame], columns: list[str], source: str) -> None:
+    """UserError when a group column has blank (missing or empty) cells in some split.
+
+    A row without a group value cannot be evaluated by group (fairlearn refuses missing values);
+    blanks are not made a group of their own, since an invented group could become the worst
+    group and decide the headline. The message says how to fill them.
+    """
+    for split, attributes in attributes_by_split.items():
+        for column in dict.fromkeys(columns):
+            if column not in attributes.columns:
+                continue
+            values = attributes[column]
+            blank = int((values.isna() | (values.astype(str).str.strip() == "")).sum())
+            if blank:
+                raise UserError(
+                    f"the group column `{column}` is empty on {blank} of {len(values)} rows of the {split} split of "
+                    f"{source}. Every row needs a group value: fill the blanks with a value of their own (such as "
+                    "`unknown`, then evaluated as a group like the others) or remove those rows."
+                )
 
 
 def group_labels(attributes: pd.DataFrame, group_columns: list[str], labels: np.ndarray) -> pd.Series:

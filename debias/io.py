@@ -70,7 +70,12 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
+        try:
+            yield tmp_path
+        except OSError as exc:
+            if exc.filename is not None and Path(os.fsdecode(exc.filename)) == tmp_path:
+                exc.filename = str(target)  # the file the user knows, not its hidden temporary
+            raise
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, _final_mode(target))
@@ -107,11 +112,22 @@ def write_npy(target: str | os.PathLike, array: np.ndarray) -> None:
 
 
 def write_torch(target: str | os.PathLike, obj: dict) -> None:
-    """torch.save `obj` atomically (keep it to tensors and plain types so weights_only loading works)."""
+    """torch.save `obj` atomically (keep it to tensors and plain types so weights_only loading works).
+
+    torch reports a short write (a full disk) as a RuntimeError; it comes out as an OSError
+    (ENOSPC when the disk is full), like every other writer's.
+    """
     import torch
 
+    from debias import oserrors
+
     with atomic_path(target) as tmp:
-        torch.save(obj, tmp)
+        try:
+            torch.save(obj, tmp)
+        except RuntimeError as exc:
+            if not oserrors.is_torch_write_failure(exc):
+                raise
+            raise oserrors.torch_write_error(exc, target) from exc
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

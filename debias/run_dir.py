@@ -15,6 +15,7 @@ instead of a KeyError deep inside. This module needs no training code.
     early_probs.npy        (strategies that use errors) the uniform baseline's P(label = 1) on the
                            training split after the epoch config.json names ("early_errors")
     report.html / .json    written by `debias fit --report` or `debias report`
+    .debias.lock           only while a fit or resume writes the folder (debias.locks)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import json
 import os
 from pathlib import Path
 
-from debias import __version__
+from debias import __version__, locks, oserrors
 from debias.errors import UserError
 
 # Bump when a file of the run folder changes meaning or layout (renamed keys or columns, another
@@ -39,6 +40,8 @@ HISTORY = "history.csv"
 EARLY_PROBS = "early_probs.npy"
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
+# Held by the fit or resume writing the folder (debias.locks); removed when it ends.
+LOCK = ".debias.lock"
 
 
 def predictions_file(split: str) -> str:
@@ -61,6 +64,14 @@ FIT_FILES = (
 # `debias weights --out RUN/weights.csv --overwrite` may replace on purpose.
 PROTECTED_FILES = frozenset(FIT_FILES) - {WEIGHTS}
 REPORT_FILES = (REPORT_HTML, REPORT_JSON)
+# What `debias weights` writes into the run folder by default (recompute.default_output_name):
+# derived from this run's latents, so a new fit over the folder (--overwrite) removes them too.
+DERIVED_PATTERNS = ("weights-*.csv", "weights-*.json")
+
+
+def derived_files(run_dir: Path) -> list[Path]:
+    """The files `debias weights` wrote into `run_dir` under its default names."""
+    return sorted(path for pattern in DERIVED_PATTERNS for path in run_dir.glob(pattern) if path.is_file())
 
 
 def check_format_version(found, source: str | os.PathLike, written_by=None) -> None:
@@ -124,23 +135,50 @@ def check_writable(run_dir: Path, what_to_do: str = "choose another --out") -> N
     """Create `run_dir` if needed and prove a file can be written in it; UserError saying `what_to_do` otherwise."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
+        # A name of this process's own: two fits starting together must not remove each other's probe.
+        probe = run_dir / f".write-test-{os.getpid()}"
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise UserError(f"cannot write to output folder {run_dir}: {exc.strerror or exc}; {what_to_do}") from None
+        raise UserError(
+            f"cannot write to output folder {oserrors.shown_path(run_dir)}: {oserrors.reason(exc)}; {what_to_do}"
+        ) from None
 
 
-def prepare_run_dir(out: str | Path | None, data: str, overwrite: bool) -> Path:
-    """Create the run folder; refuse one that already holds files unless `overwrite`."""
+def lock_run_folder(run_dir: Path) -> locks.Lock:
+    """Hold `run_dir` for one fit or resume (debias.locks); UserError naming the process that holds it already.
+
+    OSError when the lock file cannot be created (the folder is missing or read-only).
+    """
+    try:
+        return locks.acquire(run_dir / LOCK)
+    except locks.LockBusy as busy:
+        raise UserError(
+            f"run folder {run_dir} is in use by another debias fit: {locks.describe_holder(busy.holder)}. "
+            "Wait for it to finish, or stop it (it can be continued later with "
+            f"`debias fit --resume {run_dir}`); to train something else now, choose another --out."
+        ) from None
+
+
+def prepare_run_dir(out: str | Path | None, data: str, overwrite: bool) -> tuple[Path, locks.Lock]:
+    """Create the run folder and lock it for this fit (release the lock when the fit ends).
+
+    UserError when another fit holds the folder, or it already holds files and not `overwrite`
+    (checked while holding the lock, so a fit that finishes meanwhile is not overwritten).
+    """
     run_dir = Path(out) if out is not None else default_run_dir(data)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"--out {run_dir} is a file, not a folder; choose another path")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not overwrite:
-        unfinished = (run_dir / CONFIG).is_file() and not is_complete(run_dir)
-        hint = f", or `debias fit --resume {run_dir}` to continue the unfinished fit in it" if unfinished else ""
-        raise UserError(
-            f"output folder {run_dir} already exists and is not empty; choose another --out or pass --overwrite{hint}"
-        )
     check_writable(run_dir)
-    return run_dir
+    lock = lock_run_folder(run_dir)
+    try:
+        if not overwrite and any(path.name != LOCK for path in run_dir.iterdir()):
+            unfinished = (run_dir / CONFIG).is_file() and not is_complete(run_dir)
+            hint = f", or `debias fit --resume {run_dir}` to continue the unfinished fit in it" if unfinished else ""
+            raise UserError(
+                f"output folder {run_dir} already exists and is not empty; choose another --out or pass --overwrite{hint}"
+            )
+    except BaseException:
+        lock.release()
+        raise
+    return run_dir, lock

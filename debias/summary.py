@@ -8,6 +8,7 @@ def format_summary(result: dict) -> str:
     test = result["results"]["test"]
     lines = [
         f"Run folder: {result['run_dir']}",
+        *data_notes(result.get("dataset", {}).get("info", {})),
         "",
         f"{'test split':<12}{'accuracy':>10}{'worst group':>13}  worst group is",
     ]
@@ -57,6 +58,24 @@ def format_summary(result: dict) -> str:
         f"weights.csv: ESS {w['ess']:.2f} of N, max/min weight ratio {w['max_min_ratio']:.1f}, {result['seconds']:.0f} s in all"
     )
     return "\n".join(lines)
+
+
+def data_notes(info: dict) -> list[str]:
+    """Lines about how the data were read that a user must not miss: the label mapping when the
+    labels were names rather than 0/1, and the stray files a class folder held."""
+    lines = []
+    mapping = info.get("label_mapping") or {}
+    if mapping:
+        pairs = ", ".join(f"{name!r} -> {index}" for name, index in sorted(mapping.items(), key=lambda kv: kv[1]))
+        how = (
+            "sorted folder names" if "folder" in info else "the two `label` values in sorted order; write 0/1 to choose"
+        )
+        lines.append(f"labels: {pairs} ({how})")
+    skipped = info.get("skipped_files") or {}
+    if skipped.get("count"):
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped["by_reason"].items()))
+        lines.append(f"skipped {skipped['count']} entries that are not images: {reasons}")
+    return lines
 
 
 def format_recompute(result: dict) -> str:

@@ -261,3 +261,149 @@ def test_debug_shows_the_traceback(tmp_path):
     result = invoke("--debug", "fit", *TINY, "--alpha", "-1", "--out", tmp_path / "run")
     assert result.exit_code != 0 and isinstance(result.exception, UserError)
     assert "Traceback" in "".join(traceback.format_exception(*result.exc_info))
+
+
+# Issue 15: messy real data, shared machines, full disks. Each case: one message, or correct results.
+
+
+def write_group_manifest(folder, n=24, labels=("Smiling", "not smiling"), male=None):
+    """`n` small PNGs and a manifest with text labels and a `male` group column (default: alternating 0/1)."""
+    folder.mkdir()
+    rows = []
+    for i in range(n):
+        Image.new("RGB", (20, 20), (10 * i % 255, 80 + i, 160)).save(folder / f"{i}.png")
+        split = "train" if i < n // 2 else "valid" if i < 3 * n // 4 else "test"
+        rows.append({"path": f"{i}.png", "label": labels[i % 2], "split": split, "male": (i // 2) % 2})
+    frame = pd.DataFrame(rows)
+    if male is not None:
+        frame["male"] = male
+    frame.to_csv(folder / "manifest.csv", index=False)
+    return folder / "manifest.csv"
+
+
+def test_blank_group_cells_are_one_message_before_anything_is_written(tmp_path):
+    male = [None if i % 3 == 0 else (i // 2) % 2 for i in range(24)]  # a third of the rows blank
+    manifest = write_group_manifest(tmp_path / "m", male=male)
+    out = tmp_path / "run"
+    result = invoke("fit", *TINY, "--workers", "0", "--data", manifest, "--groups", "male", "--out", out)
+    assert_one_message(
+        result, "the --groups column `male` is empty on 8 of 24 rows (line(s) 2, 5, 8, 11, 14, ...)", "`unknown`"
+    )
+    assert "fairlearn" not in result.output and not out.exists()  # no config.json left at "running"
+
+
+def test_blank_group_values_of_any_dataset_are_refused():
+    from debias.groups import require_group_values
+
+    table = pd.DataFrame({"tone": ["dark", " ", None, "light"], "age": [1, 2, 3, 4]})
+    require_group_values({"valid": table}, ["age"], "data")  # complete: nothing to say
+    with pytest.raises(UserError, match="`tone` is empty on 2 of 4 rows of the valid split of data"):
+        require_group_values({"valid": table}, ["age", "tone"], "data")
+
+
+def test_one_image_listed_twice_under_two_spellings(tmp_path):
+    manifest = write_group_manifest(tmp_path / "m")
+    frame = pd.read_csv(manifest)
+    (tmp_path / "m" / "imgs").mkdir()
+    frame.loc[5, "path"] = "imgs/../3.png"
+    frame.to_csv(manifest, index=False)
+    result = invoke("fit", *TINY, "--data", manifest, "--out", tmp_path / "run")
+    assert_one_message(result, "lists the image '3.png' more than once, on lines 5 and 7", "'imgs/../3.png'")
+
+
+def test_a_symbolic_link_loop_in_a_manifest_names_the_file(tmp_path):
+    manifest = write_group_manifest(tmp_path / "m")
+    (tmp_path / "m" / "3.png").unlink()
+    (tmp_path / "m" / "3.png").symlink_to("3.png")
+    result = invoke("fit", *TINY, "--data", manifest, "--out", tmp_path / "run")
+    assert_one_message(
+        result, f"cannot read image {tmp_path / 'm' / '3.png'}: too many levels of symbolic links", "Remove or repair"
+    )
+
+
+def test_paths_too_long_for_the_file_system(tmp_path):
+    long_out = tmp_path / ("r" * 5000)
+    result = invoke("fit", *TINY, "--out", long_out)
+    assert_one_message(result, "the path is too long for the file system", "(5,")
+    assert str(long_out) not in result.output  # shortened, so the sentence stays readable
+    manifest = write_group_manifest(tmp_path / "m")
+    frame = pd.read_csv(manifest)
+    frame.loc[0, "path"] = "d" * 5000 + ".png"
+    frame.to_csv(manifest, index=False)
+    result = invoke("fit", *TINY, "--data", manifest, "--out", tmp_path / "run")
+    assert_one_message(result, "cannot read image ", "the path is too long for the file system")
+
+
+def test_a_full_disk_under_the_run_folder_says_so_and_how_to_resume(tmp_path, monkeypatch):
+    import shutil
+
+    def short_write(obj, path):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 1216 vs 1100")
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(torch, "save", short_write)
+    monkeypatch.setattr(shutil, "disk_usage", lambda _: usage._replace(free=4096))
+    out = tmp_path / "run"
+    result = invoke("fit", *TINY, "--out", out)
+    assert_one_message(
+        result,
+        f"cannot write {out / 'checkpoint.pt'}: no space left on the disk.",
+        f"then continue with `debias fit --resume {out}`",
+    )
+    assert "unexpected pos" not in result.output and not list(out.glob(".*.tmp"))
+
+
+def test_os_errors_of_other_commands_go_through_the_same_words(tmp_path, monkeypatch):
+    import errno
+
+    run = make_weights_run(tmp_path / "run", ["a", "b", "c", "d"])
+
+    def disk_full(self, path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", disk_full)
+    result = invoke("weights", run, "--alpha", "0.01")
+    target = run / "weights-alpha0.01-bins5-max.csv"  # named, not its hidden temporary file
+    assert_one_message(result, f"Error: {target}: no space left on the disk. Free some space")
+    assert not list(run.glob("weights-*"))
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--bins", "2000000000"], ["--bins must be <= 10000", "got 2000000000"]),
+        (["--alpha", "1e308"], ["--alpha must be <= 1e+06", "got 1e+308"]),
+    ],
+)
+def test_limits_are_checked_before_anything_is_allocated(tmp_path, args, needles):
+    run = make_weights_run(tmp_path / "run", ["a", "b", "c", "d"])
+    assert_one_message(invoke("weights", run, *args), *needles)
+    assert_one_message(invoke("fit", *TINY, *args, "--out", tmp_path / "new"), *needles)
+    assert not (tmp_path / "new").exists()
+
+
+def test_the_largest_allowed_alpha_and_bins_keep_weights_finite():
+    from debias.weighting import training_weights
+    from debias.weighting.settings import MAX_ALPHA, MAX_BINS
+
+    latents = torch.from_numpy(np.random.default_rng(0).normal(size=(300, 100)))
+    labels = torch.arange(300) % 2
+    for combine in ("product", "geometric", "max"):
+        settings = WeightingSettings(alpha=MAX_ALPHA, bins=MAX_BINS, combine=combine)
+        weights, _ = training_weights(latents, labels, settings, True)
+        assert torch.isfinite(weights).all() and float(weights.max() / weights.min()) < 1.0002, combine
+
+
+def test_the_label_mapping_is_printed_and_overwrite_clears_derived_files(tmp_path):
+    manifest = write_group_manifest(tmp_path / "m")
+    out = tmp_path / "run"
+    result = invoke("fit", *TINY, "--workers", "0", "--data", manifest, "--groups", "male", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "labels: 'Smiling' -> 0, 'not smiling' -> 1 (the two `label` values in sorted order" in result.output
+    assert invoke("weights", out, "--alpha", "0.01").exit_code == 0
+    derived = sorted(p.name for p in out.glob("weights-*"))
+    assert derived == ["weights-alpha0.01-bins10-max.csv", "weights-alpha0.01-bins10-max.json"]
+
+    again = invoke("fit", *TINY, "--workers", "0", "--data", manifest, "--groups", "male", "--out", out, "--overwrite")
+    assert again.exit_code == 0, again.output
+    assert not list(out.glob("weights-*")), "a weights file of the replaced run would pass for this one's"

@@ -10,6 +10,12 @@ A cache is complete only when its index exists and matches the array, so a build
 at any point (exception, Ctrl-C, kill -9, full disk) is rebuilt on the next run, never read.
 The key hashes the dataset name, every file's path, size and mtime, the image size and the
 format version: any change to the file list or the files themselves selects a new cache.
+
+One process builds a given cache at a time: the builder holds `<stem>.lock` (debias.locks, an
+OS lock the kernel drops when the builder dies, wherever it runs). Another process that needs
+the same cache waits for it and then reads what it built; a builder that finds partial files
+of its stem while holding the lock knows their writer is dead, whichever machine or container
+it ran in, and removes them.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,11 +36,15 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from debias import locks, oserrors
 from debias.data import images
 from debias.errors import UserError
 
 # Bump whenever decode_image_file's output changes (crop, interpolation): old caches then go unused.
-CACHE_FORMAT_VERSION = 1
+# 2: 16-bit images scaled to 8 bits (version 1 stored their raw bytes), EXIF orientation applied.
+CACHE_FORMAT_VERSION = 2
+# Kept free beyond the array itself, so a build never fills the disk to its last byte.
+SPARE_BYTES = 64 * 2**20
 
 # Images per chunk handed from a worker to the writer; large enough to amortise inter-process
 # transfer, small enough that a chunk (256 x 64x64x3 = 3 MB) never matters for memory.
@@ -69,6 +80,10 @@ def cache_key(paths: Sequence[Path], image_size: int, key_parts: Sequence[str]) 
         except FileNotFoundError:
             missing.append(str(path))
             continue
+        except OSError as error:  # a symbolic link loop, a path too long, a folder without permission
+            raise UserError(
+                f"cannot read image {oserrors.shown_path(path)}: {oserrors.reason(error)}. {oserrors.advice(error)}"
+            ) from None
         digest.update(f"{os.path.abspath(path)}\t{stat.st_size}\t{stat.st_mtime_ns}\n".encode())
     if missing:
         examples = "\n  ".join(missing[:5])
@@ -116,11 +131,34 @@ def cached_images(
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(
-            f"cannot create the cache directory {directory}: {error}. Pass --cache-dir or set DEBIAS_CACHE."
+            f"cannot create the cache directory {oserrors.shown_path(directory)}: {oserrors.reason(error)}. "
+            "Pass --cache-dir or set DEBIAS_CACHE."
         ) from None
-    _remove_abandoned_partials(directory, stem)
-    _check_free_space(directory, int(np.prod(shape)))
+    try:
+        lock = locks.acquire(directory / f"{stem}.lock", wait=True, on_wait=_say_waiting(directory, stem, progress))
+    except OSError as error:
+        raise UserError(
+            f"cannot write in the cache directory {oserrors.shown_path(directory)}: {oserrors.reason(error)}. "
+            "Pass --cache-dir or set DEBIAS_CACHE."
+        ) from None
+    with lock:
+        # Whoever held the lock before us may have built exactly this cache.
+        cached = _open_complete(array_path, index_path, key, shape)
+        if cached is not None:
+            return cached
+        _remove_dead_partials(directory, stem)
+        _check_free_space(directory, int(np.prod(shape)))
+        _build(paths, image_size, key, key_parts, shape, array_path, index_path, workers, desc or stem, progress)
 
+    cached = _open_complete(array_path, index_path, key, shape)
+    if cached is None:  # another process replaced it between our rename and our read
+        raise UserError(f"the image cache {array_path} changed while it was being written; run again")
+    return cached
+
+
+def _build(paths, image_size, key, key_parts, shape, array_path: Path, index_path: Path, workers, desc, progress):
+    """Decode every image into a partial file, then publish the array and, last, its index."""
+    directory, stem = array_path.parent, array_path.stem
     started = time.time()
     partial = directory / f"{stem}.partial-{os.getpid()}-{secrets.token_hex(4)}.npy"
     try:
@@ -132,7 +170,7 @@ def cached_images(
         with open(partial, "r+b") as out:
             out.seek(offset)
             n_workers = default_workers() if workers is None else int(workers)
-            _fill(out, paths, image_size, n_workers, desc or stem, progress)
+            _fill(out, paths, image_size, n_workers, desc, progress)
             out.flush()
             os.fsync(out.fileno())  # the data must be on disk before the rename can say "done"
         # Order matters: array first, index last, each by an atomic rename. An index only ever
@@ -160,14 +198,10 @@ def cached_images(
             leftover.unlink(missing_ok=True)
         if isinstance(error, OSError):
             raise UserError(
-                f"could not write the image cache in {directory}: {error}. Pass --cache-dir or set DEBIAS_CACHE."
+                f"could not write the image cache in {oserrors.shown_path(directory)}: {oserrors.reason(error)}. "
+                "Pass --cache-dir on another disk, or set DEBIAS_CACHE."
             ) from error
         raise
-
-    cached = _open_complete(array_path, index_path, key, shape)
-    if cached is None:  # another process replaced it between our rename and our read
-        raise UserError(f"the image cache {array_path} changed while it was being written; run again")
-    return cached
 
 
 def _open_complete(array_path: Path, index_path: Path, key: str, shape: tuple[int, ...]) -> np.memmap | None:
@@ -202,8 +236,13 @@ class _DecodeFiles(torch.utils.data.Dataset):
         try:
             # Looked up at call time so tests can count or break decoding by patching images.
             return i, images.decode_image_file(self.paths[i], self.image_size), ""
-        except (images.ImageDecodeError, OSError, RuntimeError) as error:
-            return i, torch.zeros(self.image_size, self.image_size, 3, dtype=torch.uint8), f"{self.paths[i]}: {error}"
+        except OSError as error:
+            return i, self._blank(), f"{oserrors.shown_path(self.paths[i])}: {oserrors.reason(error)}"
+        except (images.ImageDecodeError, RuntimeError) as error:
+            return i, self._blank(), f"{self.paths[i]}: {error}"
+
+    def _blank(self) -> torch.Tensor:
+        return torch.zeros(self.image_size, self.image_size, 3, dtype=torch.uint8)
 
 
 def _fill(out, paths: Sequence[Path], image_size: int, workers: int, desc: str, progress: bool) -> None:
@@ -223,6 +262,11 @@ def _fill(out, paths: Sequence[Path], image_size: int, workers: int, desc: str, 
                     f"cannot read image {bad[0]}\n"
                     "The file is damaged or not an image: re-download it (see data/README.md) or remove it from the list."
                 )
+            # The last guard before bytes reach the cache: anything but uint8 [n, S, S, 3] would
+            # read back as other pixels (16-bit values as noise), so it is a bug, never written.
+            expected = (len(indices), image_size, image_size, 3)
+            if chunk.dtype != torch.uint8 or tuple(chunk.shape) != expected:
+                raise RuntimeError(f"decoded images are {chunk.dtype} {tuple(chunk.shape)}, not uint8 {expected}")
             out.write(memoryview(chunk.numpy()))  # chunks arrive in order: the sampler is sequential
             bar.update(len(indices))
 
@@ -237,30 +281,45 @@ def _safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(name)).strip("._") or "images"
 
 
-def _remove_abandoned_partials(directory: Path, stem: str) -> None:
-    # A build killed outright (kill -9, power loss) leaves its partial file; its pid is in the name.
+def _say_waiting(directory: Path, stem: str, progress: bool):
+    def say(holder: dict) -> None:
+        if progress:
+            print(
+                f"waiting for {locks.describe_holder(holder)}, which is building the image cache {directory / stem}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return say
+
+
+def _remove_dead_partials(directory: Path, stem: str) -> None:
+    # Called while holding the stem's lock: no live process writes these, so their writer died
+    # (kill -9, power loss) wherever it ran.
     for leftover in directory.glob(f"{stem}.*partial-*"):
-        match = re.search(r"partial-(\d+)-", leftover.name)
-        if match and not _pid_alive(int(match.group(1))):
-            leftover.unlink(missing_ok=True)
+        leftover.unlink(missing_ok=True)
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # our own earlier attempt, which already failed
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def format_size(n_bytes: float) -> str:
+    """Bytes in the unit that reads best: '360 KiB', '12.3 MiB', '2.50 GiB'."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n_bytes >= scale:
+            value = n_bytes / scale
+            return (
+                f"{value:.2f} {unit}"
+                if unit == "GiB"
+                else f"{value:.1f} {unit}"
+                if value < 100
+                else f"{value:.0f} {unit}"
+            )
+    return f"{int(n_bytes)} bytes"
 
 
 def _check_free_space(directory: Path, needed: int) -> None:
     free = shutil.disk_usage(directory).free
-    if free < needed + 64 * 2**20:
+    if free < needed + SPARE_BYTES:
         raise UserError(
-            f"the image cache needs {needed / 2**30:.2f} GiB but {directory} has {free / 2**30:.2f} GiB free. "
+            f"the image cache needs {format_size(needed)} (and {format_size(SPARE_BYTES)} to spare) but "
+            f"{directory} has {format_size(free)} free. "
             "Pass --cache-dir on a larger disk, set DEBIAS_CACHE, or use a smaller --image-size or --limit."
         )

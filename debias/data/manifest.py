@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+from torchvision.datasets.folder import find_classes
 
 from debias.data.base import Dataset
+from debias.data.class_folders import IMAGE_EXTENSIONS, list_class_folders
 from debias.data.columns import parse_names, require_names
 from debias.data.options import option_flag
 from debias.data.tables import assemble_dataset, seeded_split
@@ -73,14 +76,17 @@ def load_manifest(
 
     base = csv_path.resolve().parent
     raw_paths = frame["path"].str.strip()
-    files = [p if p.is_absolute() else base / p for p in map(Path, raw_paths)]
+    # Normalised (`imgs/../imgs/x.jpg` is `imgs/x.jpg`) before the duplicate check, so one image
+    # cannot be listed twice under two spellings and land in two splits.
+    files = [Path(os.path.normpath(p if p.is_absolute() else base / p)) for p in map(Path, raw_paths)]
     sample_ids = [_relative_id(f, base) for f in files]
-    _require_unique(sample_ids, f"manifest {csv_path}", "path")
+    _require_listed_once(sample_ids, raw_paths.tolist(), csv_path)
     labels, mapping = _binary_labels(frame["label"], f"manifest {csv_path}")
 
     extra = [c for c in frame.columns if c not in (*REQUIRED_COLUMNS, "split")]
     group_names = parse_names(groups)
     require_names(group_names, extra, "--groups column", f"the extra columns of {csv_path.name}")
+    _require_group_values(frame, group_names, csv_path)
 
     if "split" in frame.columns:
         split = frame["split"].str.strip().str.lower().map(SPLIT_ALIASES)
@@ -136,6 +142,9 @@ def load_image_folder(
 ) -> Dataset:
     """The images under `path`/<class>/..., as torchvision's ImageFolder reads them, with exactly two classes.
 
+    Entries that are not images (macOS `._*` files, a text file named .jpg, other extensions,
+    broken links) are skipped and counted in info["skipped_files"], and printed when `progress`
+    (debias.data.class_folders); .jfif and .gif images are read too.
     Class folders sorted by name give labels 0 and 1 (info["label_mapping"]); the split is 70/15/15
     stratified by label, seeded by `seed`; sample_id is the file's path relative to `path`.
     groups: must be empty. A class folder has no attributes besides the class (the label), so
@@ -165,12 +174,16 @@ def load_image_folder(
             f"{root} has {len(classes)} class subfolder(s) ({', '.join(classes)}); debias needs exactly two "
             "(negative and positive). Move the others out, or list the images in a manifest CSV. " + MANIFEST_HINT
         )
-    try:
-        samples = make_dataset(str(root), class_to_idx, extensions=IMG_EXTENSIONS)
-    except FileNotFoundError as error:
+    samples, skipped = list_class_folders(root, classes)
+    empty = [name for k, name in enumerate(classes) if not any(label == k for _, label in samples)]
+    if empty:
+        stray = f"; {skipped.sentence(root)}" if skipped.count else ""
         raise UserError(
-            f"{error} (under {root}); each class folder needs images ending in {', '.join(IMG_EXTENSIONS)}."
-        ) from error
+            f"class folder {root / empty[0]} holds no images{stray}. Each class folder needs images ending in "
+            f"{', '.join(IMAGE_EXTENSIONS)}."
+        )
+    if skipped.count and progress:
+        print(f"{root}: {skipped.sentence(root)}", file=sys.stderr, flush=True)
     files = [Path(p) for p, _ in samples]
     labels = np.array([label for _, label in samples], dtype=np.int64)
     table = pd.DataFrame(
@@ -200,6 +213,7 @@ def load_image_folder(
             "folder": str(root.resolve()),
             "label_mapping": mapping,
             "split_source": f"seeded stratified 70/15/15 (seed {seed})",
+            "skipped_files": skipped.to_dict(),
         },
         empty_split_hint="The folder has too few images for a 70/15/15 split; add images, or use a manifest with a `split` column.",
     )
@@ -257,9 +271,33 @@ def _require_no_blanks(frame: pd.DataFrame, columns: list[str], csv_path: Path) 
             raise UserError(f"manifest {csv_path}: empty `{column}` on line(s) {rows}. " + MANIFEST_HINT)
 
 
-def _require_unique(ids: list[str], source: str, column: str) -> None:
-    seen = pd.Index(ids)
-    if seen.has_duplicates:
-        raise UserError(
-            f"{source} lists {seen[seen.duplicated()][0]!r} more than once in `{column}`; each image once, please."
-        )
+def _require_group_values(frame: pd.DataFrame, columns: list[str], csv_path: Path) -> None:
+    """UserError for a --groups column with blank cells: a row without a group cannot be evaluated by group.
+
+    Blanks are not turned into a group of their own: a group debias invented could become the
+    worst group and decide the headline. The user chooses (a value of their own, or fewer rows).
+    """
+    for column in columns:
+        blank = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
+        if blank.any():
+            rows = np.flatnonzero(blank)
+            shown = ", ".join(str(i + 2) for i in rows[:5]) + (", ..." if len(rows) > 5 else "")
+            raise UserError(
+                f"manifest {csv_path}: the --groups column `{column}` is empty on {len(rows)} of {len(frame)} rows "
+                f"(line(s) {shown}). Every row needs a group value: fill the blanks with a value of their own (such "
+                "as `unknown`, then evaluated as a group like the others) or remove those rows. " + MANIFEST_HINT
+            )
+
+
+def _require_listed_once(ids: list[str], raw_paths: list[str], csv_path: Path) -> None:
+    first_line: dict[str, int] = {}
+    for i, sample_id in enumerate(ids):
+        if sample_id in first_line:
+            j = first_line[sample_id]
+            # +2: one for the header line, one because people count lines from 1.
+            spelled = f" (as {raw_paths[j]!r} and {raw_paths[i]!r})" if raw_paths[j] != raw_paths[i] else ""
+            raise UserError(
+                f"manifest {csv_path} lists the image {sample_id!r} more than once, on lines {j + 2} and {i + 2}{spelled}; "
+                "each image once, please: an image listed twice can land in two splits."
+            )
+        first_line[sample_id] = i

@@ -16,7 +16,7 @@ from debias.fit.checkpoint import load_checkpoint
 from debias.fit.config import FitConfig, validate
 from debias.fit.device import resolve_device
 from debias.fit.run import Fit
-from debias.run_dir import CHECKPOINT, CONFIG, check_writable, read_run_config
+from debias.run_dir import CHECKPOINT, CONFIG, check_writable, lock_run_folder, read_run_config
 from debias.settings import declared, replace_at, value_at
 
 
@@ -105,18 +105,38 @@ def resume_fit(
     run_dir = Path(run_dir)
     explicit = set(explicit)
     with session() as ctx:
-        summary, config, device, checkpoint, created = ctx.check(lambda: _read_resumable(run_dir, given, explicit, ctx))
-        if summary is not None:
-            return summary
+        # Held by rank 0 from before the folder is read until the fit ends: a fit still writing
+        # the folder is refused rather than raced.
+        lock = ctx.check(lambda: _lock_if_possible(run_dir), run=ctx.is_main)
+        try:
+            summary, config, device, checkpoint, created = ctx.check(
+                lambda: _read_resumable(run_dir, given, explicit, ctx)
+            )
+            if summary is not None:
+                return summary
 
-        def prepare() -> None:
-            check_writable(run_dir, "make it writable to resume the fit")
-            io.remove_stale_temporaries(run_dir)  # left by a writer that was killed mid-write
+            def prepare() -> None:
+                check_writable(run_dir, "make it writable to resume the fit")
+                io.remove_stale_temporaries(run_dir)  # left by a writer that was killed mid-write
 
-        ctx.on_main(prepare)
-        return Fit(
-            run_dir, config, device, progress, ctx=ctx, checkpoint=checkpoint, created=created, resumed=True
-        ).run()
+            ctx.on_main(prepare)
+            return Fit(
+                run_dir, config, device, progress, ctx=ctx, checkpoint=checkpoint, created=created, resumed=True
+            ).run()
+        finally:
+            if lock is not None:
+                lock.release()
+
+
+def _lock_if_possible(run_dir: Path):
+    """The run folder's lock (debias.locks), or None where none can be made (a missing or read-only
+    folder, which the checks that follow explain); UserError when another fit holds it."""
+    if not run_dir.is_dir():
+        return None
+    try:
+        return lock_run_folder(run_dir)
+    except OSError:
+        return None
 
 
 def _read_resumable(run_dir: Path, given: FitConfig | None, explicit: set[str], ctx: DistContext):

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from debias import __version__, io
+from debias import __version__, io, oserrors
 from debias.data import Dataset, load_dataset
 from debias.distributed import SINGLE, DistContext, session
 from debias.errors import UserError
@@ -48,6 +48,7 @@ from debias.fit.evaluation import evaluate, predictions_frame, sharded_predict
 from debias.fit.health import advice, latent_health
 from debias.fit.tensorboard import HistoryBoard
 from debias.fit.trainer import Trainer
+from debias.groups import require_group_values
 from debias.run_dir import (
     CHECKPOINT,
     CONFIG,
@@ -58,6 +59,7 @@ from debias.run_dir import (
     REPORT_FILES,
     RUN_FORMAT_VERSION,
     WEIGHTS,
+    derived_files,
     predictions_file,
     prepare_run_dir,
 )
@@ -94,6 +96,8 @@ def check_dataset(dataset: Dataset, config: FitConfig) -> None:
             f"--val-groups: the validation split of {dataset.name} has no attribute {', '.join(missing)}; "
             f"its attributes are: {known}"
         )
+    splits = {name: dataset.split(name).attributes for name in ("train", "valid", "test")}
+    require_group_values(splits, [*dataset.group_columns, *config.val_groups], dataset.name)
 
 
 class Fit:
@@ -158,7 +162,7 @@ class Fit:
             if exc.filename is None or self.run_dir.resolve() not in Path(exc.filename).resolve().parents:
                 raise
             raise UserError(
-                f"cannot write {exc.filename}: {exc.strerror or exc}. {self._kept()} Free some space or fix the "
+                f"cannot write {exc.filename}: {oserrors.reason(exc)}. {self._kept()} Free some space or fix the "
                 f"folder's permissions, then continue with `debias fit --resume {self.run_dir}`."
             ) from None
 
@@ -203,6 +207,8 @@ class Fit:
                 # checkpoint.pt beside the new config.json would make --resume continue the old run.
                 for name in (*FIT_FILES, *REPORT_FILES):
                     (self.run_dir / name).unlink(missing_ok=True)
+                for path in derived_files(self.run_dir):  # `debias weights` files of the old run
+                    path.unlink(missing_ok=True)
             io.write_json(self.run_dir / CONFIG, self._config_record(status="running"))
             if self.config.tensorboard is not None:
                 self.board = HistoryBoard(self.config.tensorboard)
@@ -445,11 +451,19 @@ def run_fit(
 
         device = ctx.check(checked_device)
         existed = out is not None and Path(out).exists()
-        run_dir = ctx.on_main(lambda: prepare_run_dir(out, config.data, overwrite))
+        # Rank 0 holds the run folder's lock for the whole fit; the other ranks only need its path.
+        claimed = ctx.check(lambda: prepare_run_dir(out, config.data, overwrite), run=ctx.is_main)
+        run_dir = Path(ctx.broadcast_object(str(claimed[0]) if ctx.is_main else None))
+        lock = claimed[1] if ctx.is_main else None
         try:
             return Fit(run_dir, config, device, progress, ctx=ctx).run(dataset)
         except BaseException:
+            if lock is not None:
+                lock.release()
             # A fit that failed before writing anything leaves no empty run folder behind.
             if ctx.is_main and not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
                 run_dir.rmdir()
             raise
+        finally:
+            if lock is not None:
+                lock.release()

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from markupsafe import Markup, escape
 
-from debias import __version__, io
+from debias import __version__, io, oserrors
 from debias.errors import UserError
 from debias.groups import column_groups, group_labels
 from debias.report.headline import headline, others_sentence
@@ -28,6 +28,7 @@ from debias.report.run import (
     MODEL_INFO,
     Run,
     aligned_training_rows,
+    check_report_targets,
     load_run,
     load_run_dataset,
     model_label,
@@ -326,21 +327,30 @@ def build_report(run_dir: str | Path, *, n_boot: int = N_BOOT, seed: int = 0, da
 
 
 def write_report(
-    run_dir: str | Path, out: str | Path | None = None, *, n_boot: int = N_BOOT, seed: int = 0, dataset=None
+    run_dir: str | Path,
+    out: str | Path | None = None,
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = 0,
+    dataset=None,
+    overwrite: bool = False,
 ) -> Path:
     """Write report.html and report.json for a run directory and return the HTML path.
 
     out=None writes RUN/report.html and RUN/report.json; otherwise `out` is the HTML file (its
-    .json lands beside it) or a folder to hold both. `dataset` (a debias.data.Dataset) skips
-    reloading the data when the caller has it in memory, as `debias fit --report` does.
+    .json lands beside it) or a folder to hold both. An earlier report there is replaced; any
+    other existing file only with `overwrite`, a file of a run folder never (check_report_targets).
+    `dataset` (a debias.data.Dataset) skips reloading the data when the caller has it in memory,
+    as `debias fit --report` does.
     """
-    report, html = build_report(run_dir, n_boot=n_boot, seed=seed, dataset=dataset)
     html_path, json_path = report_paths(run_dir, out)
+    check_report_targets(run_dir, html_path, json_path, overwrite)
+    report, html = build_report(run_dir, n_boot=n_boot, seed=seed, dataset=dataset)
     try:
         io.write_text(html_path, html)
         io.write_text(json_path, json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
     except OSError as exc:
         raise UserError(
-            f"cannot write the report to {html_path.parent}: {exc.strerror}; choose another --out"
+            f"cannot write the report to {html_path.parent}: {oserrors.reason(exc)}; choose another --out"
         ) from None
     return html_path

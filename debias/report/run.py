@@ -8,14 +8,27 @@ or from the dataset the caller already holds (`debias fit --report`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from debias import locks
 from debias.errors import UserError
-from debias.run_dir import CHECKPOINT, CONFIG, HISTORY, LATENTS, REPORT_HTML, WEIGHTS, predictions_file, read_run_config
+from debias.run_dir import (
+    CHECKPOINT,
+    CONFIG,
+    FIT_FILES,
+    HISTORY,
+    LATENTS,
+    LOCK,
+    REPORT_HTML,
+    WEIGHTS,
+    predictions_file,
+    read_run_config,
+)
 
 TEST_PREDICTIONS = predictions_file("test")
 
@@ -73,6 +86,8 @@ def load_run(run_dir: str | Path) -> Run:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} does not exist; pass the folder `debias fit --out` wrote")
+    if (run_dir / CONFIG).is_file() and not (run_dir / TEST_PREDICTIONS).is_file():
+        _refuse_unfinished(run_dir)
     for required in (CONFIG, TEST_PREDICTIONS):
         if not (run_dir / required).is_file():
             raise UserError(
@@ -100,6 +115,20 @@ def load_run(run_dir: str | Path) -> Run:
     return run
 
 
+def _refuse_unfinished(run_dir: Path) -> None:
+    """UserError for a run folder whose fit has not written its predictions: still running, or stopped."""
+    holder = locks.live_holder(run_dir / LOCK)
+    if holder is not None:
+        raise UserError(
+            f"the fit in {run_dir} is still running ({locks.describe_holder(holder)}); "
+            f"run `debias report {run_dir}` when it has finished"
+        )
+    raise UserError(
+        f"the fit in {run_dir} did not finish (it was stopped before writing its predictions). "
+        f"Continue it with `debias fit --resume {run_dir}`, then run `debias report {run_dir}`"
+    )
+
+
 def report_paths(run_dir: str | Path, out: str | Path | None) -> tuple[Path, Path]:
     """(html, json): RUN/report.html by default; `out` names the HTML file (or a folder for it)."""
     if out is None:
@@ -110,6 +139,41 @@ def report_paths(run_dir: str | Path, out: str | Path | None) -> tuple[Path, Pat
         if html.suffix.lower() == ".json":  # `--out report.json` still gets its HTML beside it
             html = html.with_suffix(".html")
     return html, html.with_suffix(".json")
+
+
+def check_report_targets(run_dir: str | Path, html: Path, json_path: Path, overwrite: bool) -> None:
+    """UserError unless writing the report to `html` and `json_path` replaces only reports.
+
+    A file of a run folder (config.json, weights.csv, checkpoint.pt, ...) is never replaced, not
+    even with `overwrite`; the report's own earlier output (a report.json debias wrote, and the
+    HTML beside it) always may be; any other existing file needs `overwrite`.
+    """
+    if html.suffix.lower() not in (".html", ".htm"):
+        raise UserError(f"--out {html} must name an .html file (its .json lands beside it) or a folder")
+    for target in (html, json_path):
+        if target.name in FIT_FILES and (target.parent / CONFIG).is_file():
+            raise UserError(
+                f"--out {target} would replace {target.name}, a file of the run in {target.parent}; choose another --out"
+            )
+    if overwrite:
+        return
+    ours = _is_report_json(json_path)
+    for target in (html, json_path):
+        if target.is_dir():
+            raise UserError(f"--out: {target} is a folder; name an .html file or a folder to hold the report")
+        if target.exists() and not ours:
+            raise UserError(
+                f"{target} already exists and is not a report written by `debias report`; "
+                "pass --overwrite to replace it, or choose another --out"
+            )
+
+
+def _is_report_json(path: Path) -> bool:
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(content, dict) and {"summary", "models", "split", "run_dir"} <= content.keys()
 
 
 def model_order(names) -> list[str]:

@@ -11,6 +11,16 @@ from debias.weighting.joint import JOINT_METHODS
 # `--weighting auto` is resolved by `debias fit` (debias.fit.auto), never by a strategy.
 AUTO = "auto"
 
+# Upper bounds, checked before anything is allocated. A histogram's tables are latent dims x bins
+# float64 values (10,000 bins at 100 dims: 8 MB each); beyond one bin per ~16 training images the
+# bins count single samples, i.e. noise. (2,000,000,000 bins asked for 128 GB.)
+MAX_BINS = 10_000
+# Smoothed bin masses are (q + alpha) / (1 + bins * alpha) with q <= 1, so a weight's ratio to
+# any other is at most ((1 + alpha) / alpha) ** dims: about 1 + 1e-4 at alpha 1e6 and 100 dims,
+# i.e. no debiasing, which larger values cannot change. Far above (bins * alpha beyond float64's
+# 1.8e308, e.g. 1e308) the sum overflows and every weight becomes NaN.
+MAX_ALPHA = 1e6
+
 
 def strategy_names() -> tuple[str, ...]:
     """Every registered strategy, then auto (looked up when asked: the registry fills on import)."""
@@ -46,14 +56,22 @@ class WeightingSettings:
         choices=strategy_names,
     )
     bins: int = setting(
-        10, "--bins", "histogram: bins per latent dimension.", low=2, why="one bin cannot tell rare from common"
+        10,
+        "--bins",
+        "histogram: bins per latent dimension.",
+        low=2,
+        high=MAX_BINS,
+        why=f"one bin cannot tell rare from common; {MAX_BINS:,} leave even CelebA's 162,770 training images "
+        "16 per bin",
     )
     alpha: float = setting(
         0.001,
         "--alpha",
         "histogram: smoothing; 0 = uniform over latent space, large = no debiasing.",
         low=0,
-        why="0 is the paper's uniform-over-latent-space limit",
+        high=MAX_ALPHA,
+        why=f"0 is the paper's uniform-over-latent-space limit; from {MAX_ALPHA:g} on the weights are uniform "
+        "to 1 part in 10,000",
     )
     combine: str = setting("max", "--combine", "histogram: how per-dimension densities combine.", choices=COMBINATIONS)
     cap: float | None = setting(

@@ -2,8 +2,13 @@
 
 import json
 import os
+import shutil
 import signal
+import subprocess
+import sys
+import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,12 +156,13 @@ def test_killed_mid_build_is_rebuilt_and_its_partial_file_removed(files, tmp_pat
     os.kill(pid, signal.SIGKILL)
     os.waitpid(pid, 0)
     left = cache_files(directory)
-    assert len(left) == 1 and "partial" in left[0], left  # what kill -9 leaves: a partial array only
+    # What kill -9 leaves: a partial array, and the lock file whose OS lock died with the process.
+    assert len(left) == 2 and left[0].endswith(".lock") and "partial" in left[1], left
 
     monkeypatch.setattr(images, "decode_image_file", real)
     array = build(files, directory)
     assert np.abs(array[11].astype(int) - image_color(11)).max() <= 16
-    assert not any("partial" in n for n in cache_files(directory))
+    assert [name.rsplit(".", 1)[1] for name in cache_files(directory)] == ["json", "npy"]  # no partial, no lock
 
 
 def test_array_without_index_or_with_a_bad_index_is_not_trusted(files, tmp_path, decode_calls):
@@ -218,3 +224,82 @@ def test_decode_crops_the_center_square_of_wide_and_tall_images(tmp_path):
         decoded = images.decode_image_file(tmp_path / name, 5)
         assert decoded.shape == (5, 5, 3) and decoded.dtype == torch.uint8
         assert decoded.min() == 255, name
+
+
+# A cache builder as a process in another pid namespace (a container, or another machine over
+# NFS) looks from here: its pid, in its partial file's name and its lock file, is not alive here.
+FOREIGN_PID = 4_000_000
+BUILDER_ELSEWHERE = f"""
+import os, sys, time
+from pathlib import Path
+from debias.data import cache, images
+
+os.getpid = lambda: {FOREIGN_PID}
+gate = Path(sys.argv[1])
+real = images.decode_image_file
+
+def held(path, size):
+    deadline = time.monotonic() + 300
+    while not gate.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return real(path, size)
+
+images.decode_image_file = held
+cache.cached_images(sys.argv[3:], {SIZE}, ("test",), cache_dir=sys.argv[2], workers=0, progress=False)
+print("built", flush=True)
+"""
+
+
+def test_a_second_builder_waits_for_a_live_one_elsewhere_and_reuses_its_cache(files, tmp_path, monkeypatch):
+    with pytest.raises(ProcessLookupError):
+        os.kill(FOREIGN_PID, 0)
+    directory, gate = tmp_path / "c", tmp_path / "gate"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    builder = subprocess.Popen(
+        [sys.executable, "-c", BUILDER_ELSEWHERE, str(gate), str(directory), *map(str, files)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not any("partial" in n for n in cache_files(directory)):
+            assert builder.poll() is None and time.monotonic() < deadline, builder.communicate()
+            time.sleep(0.05)
+        (partial,) = [n for n in cache_files(directory) if "partial" in n]
+        assert f"partial-{FOREIGN_PID}-" in partial
+
+        waiting = threading.Event()
+        holders = []
+
+        def note_waiting(directory, stem, progress):
+            return lambda holder: (holders.append(holder["pid"]), waiting.set())
+
+        monkeypatch.setattr(cache, "_say_waiting", note_waiting)
+        forbid_decoding(monkeypatch)  # the second process must reuse the first one's cache
+        result = {}
+        second = threading.Thread(target=lambda: result.update(array=np.array(build(files, directory))))
+        second.start()
+        assert waiting.wait(120), "the second builder did not wait"
+        assert holders == [FOREIGN_PID]
+        assert partial in cache_files(directory), "the live builder's partial file was deleted"
+    finally:
+        gate.touch()
+        out, err = builder.communicate(timeout=300)
+    second.join(120)
+    assert builder.returncode == 0 and out.strip() == "built", err
+    for i in range(12):
+        assert np.abs(result["array"][i].astype(int) - image_color(i)).max() <= 16
+    assert [name.rsplit(".", 1)[1] for name in cache_files(directory)] == ["json", "npy"]
+
+
+def test_a_full_cache_disk_is_reported_in_units_that_read(files, tmp_path, monkeypatch):
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(cache.shutil, "disk_usage", lambda _: usage._replace(free=3 * 2**20))
+    with pytest.raises(UserError) as caught:
+        build(files, tmp_path / "c")
+    assert str(caught.value).startswith(
+        f"the image cache needs 2.2 KiB (and 64.0 MiB to spare) but {tmp_path / 'c'} has 3.0 MiB free."
+    )
+    assert cache.format_size(5 * 2**30) == "5.00 GiB" and cache.format_size(368_768) == "360 KiB"
