@@ -25,6 +25,7 @@ debias.distributed.SINGLE.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import platform
 import time
 from dataclasses import replace
@@ -159,7 +160,10 @@ class Fit:
         except CompileFailed as exc:
             raise self.ctx.shared_error(exc) from None
         except OSError as exc:
-            if exc.filename is None or self.run_dir.resolve() not in Path(exc.filename).resolve().parents:
+            # abspath, not resolve(): resolving a path that loops would raise an error of its own.
+            if exc.filename is None or os.path.abspath(self.run_dir) not in map(
+                str, Path(os.path.abspath(exc.filename)).parents
+            ):
                 raise
             raise UserError(
                 f"cannot write {exc.filename}: {oserrors.reason(exc)}. {self._kept()} Free some space or fix the "
