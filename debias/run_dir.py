@@ -15,6 +15,7 @@ instead of a KeyError deep inside. This module needs no training code.
     early_probs.npy        (strategies that use errors) the uniform baseline's P(label = 1) on the
                            training split after the epoch config.json names ("early_errors")
     report.html / .json    written by `debias fit --report` or `debias report`
+    groups.csv             the report's per-group table in long format, one row per model and group
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ HISTORY = "history.csv"
 EARLY_PROBS = "early_probs.npy"
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
+REPORT_GROUPS = "groups.csv"
 
 
 def predictions_file(split: str) -> str:
@@ -60,7 +62,7 @@ FIT_FILES = (
 # Files another command must never replace: everything a fit wrote but the weights, which
 # `debias weights --out RUN/weights.csv --overwrite` may replace on purpose.
 PROTECTED_FILES = frozenset(FIT_FILES) - {WEIGHTS}
-REPORT_FILES = (REPORT_HTML, REPORT_JSON)
+REPORT_FILES = (REPORT_HTML, REPORT_JSON, REPORT_GROUPS)
 
 
 def check_format_version(found, source: str | os.PathLike, written_by=None) -> None:
