@@ -67,7 +67,7 @@ def _run_names(runs: list[Run]) -> list[str]:
 
 
 def _sentence(name: str, base_name: str, model: dict, base_model: dict, test: dict) -> str:
-    """'RUN: DB-VAE raised worst-group accuracy from 84.0% to 86.4% against BASE (group ..., 8 test images), not significant (p = 0.41).'"""
+    """'RUN: DB-VAE raised worst-group accuracy from 84.0% in BASE to 86.4% (group ..., 8 test images), not significant (p = 0.41).'"""
     x, y = base_model["worst_group_accuracy"], model["worst_group_accuracy"]
     change = round(100 * (y - x), 1)
     group = model["worst_group"]

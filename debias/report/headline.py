@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-from debias.report.paired import SIGNIFICANCE, SMALL_GROUP, format_p
+from debias.report.paired import SIGNIFICANCE, SMALL_GROUP, format_p, significance_note
 
 
 def percent(x: float) -> str:
@@ -121,8 +121,6 @@ def others_sentence(models: dict, tests: dict | None = None) -> str | None:
     for name in others:
         m = models[name]
         p = ((tests.get(name) or {}).get("worst_group_accuracy") or {}).get("p_value")
-        verdict = (
-            "" if p is None else f" ({'' if p < SIGNIFICANCE else 'not significant, '}{format_p(p)} against uniform)"
-        )
+        verdict = "" if p is None else f", {significance_note(p)} against uniform"
         parts.append(f"{m['label']} {percent(m['worst_group_accuracy'])}{verdict}")
     return "For comparison, worst-group accuracy of " + "; ".join(parts) + "."

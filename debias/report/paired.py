@@ -128,5 +128,5 @@ def format_p(p: float) -> str:
 
 
 def significance_note(p: float) -> str:
-    """'p = 0.003' when significant at 5%, else 'not significant, p = 0.41'."""
-    return format_p(p) if p < SIGNIFICANCE else f"not significant, {format_p(p)}"
+    """'significant (p = 0.003)' at p < 0.05, else 'not significant (p = 0.41)'."""
+    return f"{'significant' if p < SIGNIFICANCE else 'not significant'} ({format_p(p)})"

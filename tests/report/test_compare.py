@@ -45,7 +45,7 @@ def test_comparison_tests_each_model_against_the_baseline_runs(runs):
     assert report["runs"][1]["models"]["uniform"]["vs_baseline"]["accuracy"]["p_value"] == 1.0
     assert report["summary"] == [
         "second: DB-VAE raised worst-group accuracy from 33.3% in first to 50.0% (group g=A|label=0, 2 test images), "
-        "not significant, p = 0.75."
+        "not significant (p = 0.75)."
     ]
     html = path.read_text()
     assert "<script" not in html.lower() and "baseline</span>" in html
@@ -81,4 +81,4 @@ def test_cli_compares_several_runs(runs, tmp_path):
     result = CliRunner().invoke(main, ["report", str(first), str(second), "--out", str(out), "--resamples", "100"])
     assert result.exit_code == 0, result.output
     assert out.is_file() and out.with_suffix(".json").is_file()
-    assert "not significant, p = 0.75" in result.output and f"Comparison: {out}" in result.output
+    assert "not significant (p = 0.75)" in result.output and f"Comparison: {out}" in result.output

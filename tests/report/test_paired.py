@@ -70,5 +70,5 @@ def test_p_values_are_quoted_with_their_verdict():
     assert format_p(0.4123) == "p = 0.41"
     assert format_p(0.0078125) == "p = 0.0078"
     assert format_p(0.0002) == "p < 0.001"
-    assert significance_note(0.41) == "not significant, p = 0.41"
-    assert significance_note(0.01) == "p = 0.01"
+    assert significance_note(0.41) == "not significant (p = 0.41)"
+    assert significance_note(0.01) == "significant (p = 0.01)"
