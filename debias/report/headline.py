@@ -120,7 +120,11 @@ def others_sentence(models: dict, tests: dict | None = None) -> str | None:
     parts = []
     for name in others:
         m = models[name]
+        part = f"{m['label']} {percent(m['worst_group_accuracy'])}"
         p = ((tests.get(name) or {}).get("worst_group_accuracy") or {}).get("p_value")
-        verdict = "" if p is None else f", {significance_note(p)} against uniform"
-        parts.append(f"{m['label']} {percent(m['worst_group_accuracy'])}{verdict}")
+        if p is not None:
+            change = round(100 * (m["worst_group_accuracy"] - models["uniform"]["worst_group_accuracy"]), 1)
+            where = "the same as" if change == 0 else f"{abs(change):.1f} points {'above' if change > 0 else 'below'}"
+            part += f", {where} uniform, {significance_note(p)}"
+        parts.append(part)
     return "For comparison, worst-group accuracy of " + "; ".join(parts) + "."

@@ -193,3 +193,13 @@ def test_a_dataset_that_cannot_be_reloaded_costs_sections_not_the_report(tmp_pat
     assert report["training_weights"] is None
     assert any("could not be reloaded" in note for note in report["notes"])
     assert "could not be reloaded" in path.read_text()
+
+
+def test_other_models_are_compared_with_uniform_with_their_p(hand_report):
+    _, _, html = hand_report
+    # sampler predicts as uniform does (no discordant image: p = 1); the oracle as the DB-VAE (p = 0.75)
+    assert (
+        "For comparison, worst-group accuracy of Weighted sampler (weights.csv) 33.3%, the same as uniform, "
+        "not significant (p = 1); Group-balanced oracle (uses group labels) 50.0%, 16.7 points above uniform, "
+        "not significant (p = 0.75);"
+    ) in html
