@@ -183,31 +183,56 @@ def weights_command(run, no_cap, out, overwrite, **settings):
 
 
 @main.command("report")
-@click.argument("run", type=click.Path(file_okay=False))
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option(
-    "--out", type=click.Path(), default=None, help="Report file (default: RUN/report.html); its .json lands beside it."
+    "--out",
+    type=click.Path(),
+    default=None,
+    help="Report file (default: RUN/report.html; its .json and groups.csv land beside it). "
+    "With several runs: the comparison page (default: compare.html).",
 )
 @click.option(
+    "--baseline",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="RUN",
+    help="With several runs: the run the others are tested against (default: the first).",
+)
+@click.option(
+    "--resamples",
     "--n-boot",
+    "resamples",
     type=click.IntRange(min=100),
-    default=1000,
+    default=9999,
     show_default=True,
-    help="Bootstrap resamples for the 95% intervals.",
+    help="Random swaps of the paired permutation test of worst-group accuracy.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the permutation test.")
 @click.option(
     "--overwrite", is_flag=True, help="Replace existing files at --out that are not reports written by debias."
 )
 @_user_errors
-def report_command(run, out, n_boot, seed, overwrite):
-    """Write report.html (one self-contained file) and report.json for RUN, without retraining."""
+def report_command(runs, out, baseline, resamples, seed, overwrite):
+    """Write report.html (one self-contained file), report.json and groups.csv for RUN, without retraining.
+
+    With several runs (debias report RUN1 RUN2 ... --out compare.html), one page puts them side by
+    side, each tested against the baseline run on the same test images.
+    """
     import json
 
-    from debias.report import write_report
+    from debias.report import write_comparison, write_report
+    from debias.report.exports import groups_csv_path
 
-    path = write_report(run, out=out, n_boot=n_boot, seed=seed, overwrite=overwrite)
-    summary = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["summary"]
-    click.echo(f"{summary}\n\nReport: {path}\nNumbers: {path.with_suffix('.json')}")
+    if len(runs) > 1 or baseline is not None:
+        path = write_comparison(list(runs), out or "compare.html", baseline, resamples=resamples, seed=seed)
+        summary = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["summary"]
+        click.echo("\n".join(summary) + ("\n\n" if summary else "") + f"Comparison: {path}")
+        return
+    path = write_report(runs[0], out=out, resamples=resamples, seed=seed, overwrite=overwrite)
+    report = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+    warnings = "".join(f"Warning: {w}\n" for w in report["warnings"])
+    numbers = f"{path.with_suffix('.json')}, {groups_csv_path(path.with_suffix('.json'))}"
+    click.echo(f"{warnings}{report['summary']}\n\nReport: {path}\nNumbers: {numbers}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import MetricFrame
+from fairlearn.metrics import MetricFrame, selection_rate
 from sklearn.metrics import accuracy_score
 
 from debias.errors import UserError
@@ -57,9 +57,12 @@ def group_labels(attributes: pd.DataFrame, group_columns: list[str], labels: np.
 
 
 def accuracy_by_group(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> dict:
-    """Overall accuracy, worst-group accuracy and the per-group accuracy and count."""
+    """Overall accuracy, worst-group accuracy, the per-group accuracy and count, and the selection rate.
+
+    `selection_rate` (the share of rows predicted 1) tells a constant predictor apart: 0 or 1.
+    """
     frame = MetricFrame(
-        metrics={"accuracy": accuracy_score, "count": lambda yt, yp: len(yt)},
+        metrics={"accuracy": accuracy_score, "count": lambda yt, yp: len(yt), "selection_rate": selection_rate},
         y_true=np.asarray(y_true),
         y_pred=np.asarray(y_pred),
         sensitive_features=groups,
@@ -69,7 +72,28 @@ def accuracy_by_group(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series)
         "accuracy": float(frame.overall["accuracy"]),
         "worst_group_accuracy": float(by_group["accuracy"].min()),
         "worst_group": str(by_group["accuracy"].idxmin()),
+        "selection_rate": float(frame.overall["selection_rate"]),
         "groups": {
             str(g): {"accuracy": float(r["accuracy"]), "count": int(r["count"])} for g, r in by_group.iterrows()
         },
+    }
+
+
+def cell_weights(weights: np.ndarray, attributes: pd.DataFrame, group_columns: list[str], labels: np.ndarray) -> dict:
+    """Per --groups cell of the training split (group columns crossed with the label): rows and mean weight.
+
+        cell_weights(w, train.attributes, ["Male"], train.labels)
+        # {"Male=0|label=0": {"rows": 612, "mean_weight": 0.93}, "Male=1|label=1": {"rows": 9, "mean_weight": 0.41}, ...}
+
+    The rows are kept with the mean because weights average 1, so whenever they are not uniform
+    some cell is under 1x: only beside its share of the rows does a mean weight say whether a
+    rare cell, the one that needs the weights, is drawn less often than uniform sampling would.
+    """
+    frame = pd.DataFrame(
+        {"cell": group_labels(attributes, group_columns, labels), "weight": np.asarray(weights, dtype=float)}
+    )
+    grouped = frame.groupby("cell")["weight"]
+    return {
+        str(cell): {"rows": int(rows), "mean_weight": float(mean)}
+        for cell, rows, mean in zip(grouped.size().index, grouped.size(), grouped.mean())
     }

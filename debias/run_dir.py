@@ -16,6 +16,7 @@ instead of a KeyError deep inside. This module needs no training code.
                            training split after the epoch config.json names ("early_errors")
     report.html / .json    written by `debias fit --report` or `debias report`
     .debias.lock           only while a fit or resume writes the folder (debias.locks)
+    groups.csv             the report's per-group table in long format, one row per model and group
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
 # Held by the fit or resume writing the folder (debias.locks); removed when it ends.
 LOCK = ".debias.lock"
+REPORT_GROUPS = "groups.csv"
 
 
 def predictions_file(split: str) -> str:
@@ -63,7 +65,7 @@ FIT_FILES = (
 # Files another command must never replace: everything a fit wrote but the weights, which
 # `debias weights --out RUN/weights.csv --overwrite` may replace on purpose.
 PROTECTED_FILES = frozenset(FIT_FILES) - {WEIGHTS}
-REPORT_FILES = (REPORT_HTML, REPORT_JSON)
+REPORT_FILES = (REPORT_HTML, REPORT_JSON, REPORT_GROUPS)
 # What `debias weights` writes into the run folder by default (recompute.default_output_name):
 # derived from this run's latents, so a new fit over the folder (--overwrite) removes them too.
 DERIVED_PATTERNS = ("weights-*.csv", "weights-*.json")

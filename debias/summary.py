@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+from debias.run_warnings import latent_health_lines, run_warnings
+
 
 def format_summary(result: dict) -> str:
-    """The closing table of `debias fit`: accuracy and worst-group accuracy per model on the test split."""
+    """The closing table of `debias fit`: accuracy and worst-group accuracy per model on the test split.
+
+    `result` is the fit's config.json summary plus `run_dir`. Below the table: the weighting, the
+    weights' ESS, the DB-VAE's latent health and the warnings (debias.run_warnings) -- constant
+    predictors, a collapsed VAE, an ESS under 0.1, a rare group cell drawn less than uniformly
+    (from `group_weights`) -- each on a line of its own starting with WARNING.
+    """
     test = result["results"]["test"]
     lines = [
         f"Run folder: {result['run_dir']}",
@@ -57,6 +65,16 @@ def format_summary(result: dict) -> str:
     lines.append(
         f"weights.csv: ESS {w['ess']:.2f} of N, max/min weight ratio {w['max_min_ratio']:.1f}, {result['seconds']:.0f} s in all"
     )
+    cells = {c: v for c, v in (result.get("group_weights") or {}).items() if isinstance(v, dict) and "mean_weight" in v}
+    if cells:
+        lines.append(
+            "mean weight per group cell: " + ", ".join(f"{c} {v['mean_weight']:.2f}x" for c, v in sorted(cells.items()))
+        )
+    lines += latent_health_lines(result.get("latent_health"))
+    selection_rates = {name: m.get("selection_rate") for name, m in test.items()}
+    warnings = run_warnings(result, selection_rates)
+    if warnings:
+        lines += ["", *(f"WARNING: {warning}" for warning in warnings)]
     return "\n".join(lines)
 
 

@@ -173,7 +173,7 @@ def test_auto_runs_real_candidates_end_to_end(tmp_path):
         assert 0 < figures["ess"] <= 1
     from debias.report import write_report
 
-    html = write_report(out, n_boot=100).read_text()
+    html = write_report(out, resamples=100).read_text()
     assert "--weighting auto" in html and "errors+latent" in html
     report = json.loads((out / "report.json").read_text())
     assert report["weighting_selection"]["chosen"] == selection["chosen"]

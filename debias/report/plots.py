@@ -46,7 +46,7 @@ def _theme() -> None:
 
 
 def group_accuracy(table: pd.DataFrame, labels: dict[str, str], palette: dict[str, tuple]) -> bytes:
-    """Horizontal bars of accuracy per group and model with their bootstrap intervals.
+    """Horizontal bars of accuracy per group and model with their exact (Clopper-Pearson) intervals.
 
     `table`: one row per (model, group) with columns model, group, accuracy, ci_low, ci_high.
     """
@@ -89,14 +89,16 @@ def group_accuracy(table: pd.DataFrame, labels: dict[str, str], palette: dict[st
             )
     ax.set_xlim(0, 1.0)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    ax.set_xlabel("test accuracy (whiskers: 95% bootstrap interval)")
+    ax.set_xlabel("test accuracy (whiskers: 95% Clopper-Pearson interval)")
     ax.set_ylabel("")
     ax.legend(title=None, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=min(len(models), 4), frameon=False)
     return _png(fig)
 
 
-def weight_distribution(frame: pd.DataFrame, order: list[str]) -> bytes:
+def weight_distribution(frame: pd.DataFrame, order: list[str], strategy: str) -> bytes:
     """Box plots of the training weights per group on a log axis, with the mean weight 1 marked.
+
+    `strategy` names the weighting the weights came from, on the axis label.
 
     `frame`: one row per training sample with columns group and weight.
     """
@@ -131,7 +133,7 @@ def weight_distribution(frame: pd.DataFrame, order: list[str]) -> bytes:
     ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=2, subs=(1.0, 1.5)))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    ax.set_xlabel("DB-VAE weight of each training image (log scale)")
+    ax.set_xlabel(f"weight of each training image in weights.csv ({strategy} strategy; log scale)")
     ax.set_ylabel("")
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
     return _png(fig)
@@ -143,6 +145,10 @@ CURVES = [
     ("valid_accuracy", "accuracy (validation)", True),
     ("valid_worst_group_accuracy", "worst-group accuracy (validation)", True),
     ("ess", "effective sample size of the weights (fraction of N)", False),
+    # Latent health of the DB-VAE, on its rows only (debias.fit measures it every epoch).
+    ("kl_nats", "KL per image (nats): what the latent code stores", False),
+    ("active_dims", "active latent dimensions", False),
+    ("reconstruction_ratio", "reconstruction error / mean image's", False),
 ]
 
 

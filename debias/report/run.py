@@ -41,6 +41,10 @@ MODEL_INFO = {
 }
 
 
+# Column headers, where several models stand side by side.
+SHORT_LABELS = {"uniform": "Uniform", "sampler": "Sampler", "dbvae": "DB-VAE", "oracle": "Oracle"}
+
+
 @dataclass
 class Run:
     """What a run directory holds, read once. Optional files are None when absent."""
@@ -186,6 +190,11 @@ def model_order(names) -> list[str]:
 def model_label(name: str) -> str:
     """Display name of a model ('DB-VAE'); unknown names are shown as they are."""
     return MODEL_INFO.get(name, (name, False))[0]
+
+
+def model_short_label(name: str) -> str:
+    """Short display name of a model for column headers ('Sampler'); unknown names as they are."""
+    return SHORT_LABELS.get(name, name)
 
 
 def load_run_dataset(run: Run, dataset):

@@ -5,6 +5,8 @@ and events on fd 4, so no websocket client or port is needed. `inspect_page` loa
 for the load event and for every <img> to decode, and returns the console errors, the exceptions,
 the URLs requested other than file: and data:, each image's decode result, and a full-page PNG.
 
+`scroll_width`, `inner_width` and `overflow` say whether the page is wider than the window.
+
 Run as a script to look at a report: python tests/report/chromium.py report.html shot.png [--print]
 """
 
@@ -46,6 +48,23 @@ Promise.all(Array.from(document.images).map(img =>
 """
 
 
+# How far the page overflows: the document's scroll width against the viewport, and the most any
+# table, figure or image sticks out past the right edge of <main>'s content box (a table can
+# overflow main without widening the document when main is narrower than the window).
+LAYOUT_JS = """
+(() => {
+  const main = document.querySelector('main') || document.body;
+  const box = main.getBoundingClientRect();
+  const right = box.right - parseFloat(getComputedStyle(main).paddingRight);
+  let overflow = 0;
+  for (const el of main.querySelectorAll('table, figure, img, div, p')) {
+    overflow = Math.max(overflow, el.getBoundingClientRect().right - right);
+  }
+  return JSON.stringify([document.documentElement.scrollWidth, window.innerWidth, overflow]);
+})()
+"""
+
+
 def find_chromium() -> str | None:
     """Path of a Chromium-family browser on PATH, or None."""
     for name in CANDIDATES:
@@ -62,6 +81,9 @@ class PageReport:
     requests: list[str] = field(default_factory=list)
     images: list[tuple[bool, int, int]] = field(default_factory=list)
     title: str = ""
+    scroll_width: int = 0
+    inner_width: int = 0
+    overflow: float = 0.0
     screenshot: bytes = b""
     pdf: bytes = b""
 
@@ -175,6 +197,10 @@ def inspect_page(
             report.title = pipe.call(
                 "Runtime.evaluate", {"expression": "document.title", "returnByValue": True}, session=session
             )["result"]["value"]
+            layout = pipe.call("Runtime.evaluate", {"expression": LAYOUT_JS, "returnByValue": True}, session=session)[
+                "result"
+            ]["value"]
+            report.scroll_width, report.inner_width, report.overflow = json.loads(layout)
             size = pipe.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
             shot = pipe.call(
                 "Page.captureScreenshot",
@@ -233,6 +259,9 @@ if __name__ == "__main__":
         json.dumps(
             {
                 "title": result.title,
+                "scroll_width": result.scroll_width,
+                "inner_width": result.inner_width,
+                "overflow": result.overflow,
                 "console_errors": result.console_errors,
                 "exceptions": result.exceptions,
                 "requests": result.requests,

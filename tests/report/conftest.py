@@ -29,13 +29,22 @@ def tiny_run(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_report(tiny_run):
     """report.html of the tiny run (200 resamples keep it quick)."""
-    return write_report(tiny_run, n_boot=200)
+    return write_report(tiny_run, resamples=200)
 
 
-def make_run(folder, predictions: pd.DataFrame, group_columns: list[str]):
-    """A hand-made run folder: config.json and predictions_test.csv only (no weights, checkpoint or history)."""
+def make_run(
+    folder,
+    predictions: pd.DataFrame,
+    group_columns: list[str],
+    config: dict | None = None,
+    history: pd.DataFrame | None = None,
+):
+    """A hand-made run folder: config.json and predictions_test.csv (and history.csv when given).
+
+    `config`: keys merged into config.json's top level (weighting_strategy, latent_health, ...).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    config = {
+    base = {
         "format_version": 1,
         "settings": {
             "data": "hand-made",
@@ -53,8 +62,10 @@ def make_run(folder, predictions: pd.DataFrame, group_columns: list[str]):
             "sizes": {"train": 0, "valid": 0, "test": int(predictions.groupby("model").size().max())},
         },
     }
-    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "config.json").write_text(json.dumps({**base, **(config or {})}))
     predictions.to_csv(folder / "predictions_test.csv", index=False)
+    if history is not None:
+        history.to_csv(folder / "history.csv", index=False)
     return folder
 
 
@@ -82,3 +93,28 @@ LABELS = [1, 1, 0, 0, 1, 1, 1, 0, 0, 0]
 GROUPS = ["A"] * 4 + ["B"] * 6
 UNIFORM = [1, 0, 0, 0, 1, 1, 1, 1, 1, 0]  # A|1: 1/2, A|0: 2/2, B|1: 3/3, B|0: 1/3 -> 7/10
 DBVAE = [1, 1, 0, 1, 1, 1, 0, 0, 0, 0]  # A|1: 2/2, A|0: 1/2, B|1: 2/3, B|0: 3/3 -> 8/10
+
+
+# A latent_health record as `debias fit` writes it, for a healthy and a collapsed DB-VAE.
+HEALTHY = {
+    "kl_nats": 17.5,
+    "active_dims": 100,
+    "latent_dim": 100,
+    "reconstruction_error": 0.053,
+    "mean_image_error": 0.1,
+    "reconstruction_ratio": 0.53,
+    "probe": {"Male": 0.91},
+    "collapsed": False,
+    "advice": None,
+}
+COLLAPSED = {
+    "kl_nats": 1.4,
+    "active_dims": 3,
+    "latent_dim": 100,
+    "reconstruction_error": 0.098,
+    "mean_image_error": 0.1,
+    "reconstruction_ratio": 0.98,
+    "probe": {},
+    "collapsed": True,
+    "advice": "Lower --beta (now 0.01) to 0.0005 and fit again.",
+}

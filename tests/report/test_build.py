@@ -23,7 +23,7 @@ def hand_report(tmp_path_factory):
     groups = [g if g == "A" else SCRIPT for g in GROUPS]
     models = {"uniform": UNIFORM, "dbvae": DBVAE, "sampler": UNIFORM, "oracle": DBVAE, "mystery": LABELS}
     run = make_run(tmp_path_factory.mktemp("hand") / "run", predictions_table(models, LABELS, groups), ["g"])
-    path = write_report(run, n_boot=200)
+    path = write_report(run, resamples=200)
     return path, json.loads(path.with_suffix(".json").read_text()), path.read_text()
 
 
@@ -57,14 +57,19 @@ def test_json_is_strict_json(hand_report):
     json.loads(path.with_suffix(".json").read_text(), parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
 
 
-def test_summary_states_the_answer_with_numbers(hand_report):
+def test_summary_states_the_answer_with_numbers_and_whether_it_is_noise(hand_report):
     _, report, html = hand_report
-    assert report["summary"].startswith("DB-VAE raised worst-group accuracy from 33.3%")
-    assert (
-        "to 50.0%" in report["summary"]
-        and "while raising overall accuracy by 10.0 points (70.0% → 80.0%)" in report["summary"]
+    # uniform: worst group B|0 at 1/3; DB-VAE: A|0 at 1/2. Overall 7/10 -> 8/10 with 3 images fixed
+    # and 2 broken: McNemar's p of 3 heads in 5 is 1.
+    assert report["summary"] == (
+        f"DB-VAE (histogram weights) raised worst-group accuracy from 33.3% (group g={SCRIPT}|label=0, 3 test images) "
+        "to 50.0% (group g=A|label=0, 2 test images), not significant (p = 0.75); "
+        "overall accuracy rose by 10.0 points (70.0% → 80.0%), not significant (p = 1)."
     )
     assert "Group-balanced oracle (uses group labels)" in html
+    tests = report["paired_tests"]["models"]["dbvae"]
+    assert (tests["accuracy"]["fixed"], tests["accuracy"]["broken"]) == (3, 2)
+    assert tests["accuracy"]["p_value"] == pytest.approx(1.0)
 
 
 def test_group_names_are_escaped_and_the_page_has_no_script(hand_report):
@@ -82,22 +87,39 @@ def test_html_names_no_external_url(hand_report):
         assert href.startswith("#")
 
 
-def test_headline_wording_for_cost_and_no_change():
-    def model(acc, worst, group):
-        return {"label": "x", "accuracy": acc, "worst_group_accuracy": worst, "worst_group": group}
+def _model(acc, worst, group, count=100):
+    return {
+        "label": "x",
+        "accuracy": acc,
+        "worst_group_accuracy": worst,
+        "worst_group": group,
+        "groups": {group: {"count": count}},
+    }
 
-    text, html = headline({"uniform": model(0.95, 0.62, "g=dark"), "dbvae": model(0.93, 0.815, "g=dark")})
+
+def _tests(worst_p, overall_p):
+    return {"dbvae": {"worst_group_accuracy": {"p_value": worst_p}, "accuracy": {"p_value": overall_p}}}
+
+
+def test_headline_says_significant_or_not_and_quotes_p():
+    models = {"uniform": _model(0.95, 0.62, "g=dark"), "dbvae": _model(0.93, 0.815, "g=dark")}
+    text, html = headline(models, _tests(0.003, 0.2), weighting="errors+joint")
     assert text == (
-        "DB-VAE raised worst-group accuracy from 62.0% to 81.5% (group g=dark) "
-        "at a cost of 2.0 points of overall accuracy (95.0% → 93.0%)."
+        "DB-VAE (errors+joint weights) raised worst-group accuracy from 62.0% to 81.5% (group g=dark), "
+        "significant (p = 0.003); overall accuracy fell by 2.0 points (95.0% → 93.0%), not significant (p = 0.2)."
     )
-    assert "<strong>81.5%</strong>" in html
-    text, _ = headline({"uniform": model(0.9, 0.6, "g=a"), "dbvae": model(0.9, 0.6, "g=a")})
-    assert (
-        text
-        == "DB-VAE left worst-group accuracy unchanged at 60.0% (group g=a) with overall accuracy unchanged at 90.0%."
+    assert "<strong>81.5%</strong>" in html and "<strong>p = 0.003</strong>" in html
+
+
+def test_headline_names_a_small_group_and_constant_predictors():
+    models = {"uniform": _model(0.5, 0.0, "Male=1|label=1", 8), "dbvae": _model(0.5, 0.0, "Male=1|label=1", 8)}
+    text, _ = headline(models, _tests(1.0, 1.0), constant={"uniform": 0, "dbvae": 0})
+    assert text == (
+        "DB-VAE left worst-group accuracy unchanged at 0.0% (group Male=1|label=1, 8 test images; p = 1); "
+        "overall accuracy unchanged at 50.0% (p = 1). x and x predict one class for every test image, "
+        "so this compares constant predictors."
     )
-    _, html = headline({"uniform": model(0.9, 0.6, "<b>"), "dbvae": model(0.8, 0.5, "<b>")})
+    _, html = headline({"uniform": _model(0.9, 0.6, "<b>"), "dbvae": _model(0.8, 0.5, "<b>")})
     assert "&lt;b&gt;" in html and "<b>" not in html
 
 
@@ -147,10 +169,11 @@ def test_out_names_the_file_and_its_json(tmp_path):
 def test_cli_report_writes_where_asked(hand_report, tmp_path):
     path, _, _ = hand_report
     out = tmp_path / "shared" / "hand.html"
-    result = CliRunner().invoke(main, ["report", str(path.parent), "--out", str(out), "--n-boot", "100"])
+    result = CliRunner().invoke(main, ["report", str(path.parent), "--out", str(out), "--resamples", "100"])
     assert result.exit_code == 0, result.output
-    assert out.is_file() and out.with_suffix(".json").is_file()
-    assert "DB-VAE raised worst-group accuracy" in result.output
+    assert out.is_file() and out.with_suffix(".json").is_file() and (out.parent / "hand.groups.csv").is_file()
+    assert "DB-VAE (histogram weights) raised worst-group accuracy" in result.output
+    assert "not significant (p = 0.75)" in result.output
 
 
 def test_cli_report_on_a_missing_folder_is_one_clear_message(tmp_path):
@@ -165,8 +188,18 @@ def test_cli_report_on_a_missing_folder_is_one_clear_message(tmp_path):
 def test_a_dataset_that_cannot_be_reloaded_costs_sections_not_the_report(tmp_path):
     run = make_run(tmp_path / "run", predictions_table({"uniform": UNIFORM, "dbvae": DBVAE}, LABELS, GROUPS), ["g"])
     (run / "weights.csv").write_text("sample_id,weight,log_density,label\ns0,1.0,0.0,1\n")
-    path = write_report(run, n_boot=100)
+    path = write_report(run, resamples=100)
     report = json.loads(path.with_suffix(".json").read_text())
     assert report["training_weights"] is None
     assert any("could not be reloaded" in note for note in report["notes"])
     assert "could not be reloaded" in path.read_text()
+
+
+def test_other_models_are_compared_with_uniform_with_their_p(hand_report):
+    _, _, html = hand_report
+    # sampler predicts as uniform does (no discordant image: p = 1); the oracle as the DB-VAE (p = 0.75)
+    assert (
+        "For comparison, worst-group accuracy of Weighted sampler (weights.csv) 33.3%, the same as uniform, "
+        "not significant (p = 1); Group-balanced oracle (uses group labels) 50.0%, 16.7 points above uniform, "
+        "not significant (p = 0.75);"
+    ) in html

@@ -1,23 +1,19 @@
 """Group metrics on a tiny hand-made prediction table equal hand-computed values."""
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GROUPS, LABELS, UNIFORM, predictions_table
-from sklearn.metrics import accuracy_score
+from conftest import GROUPS, LABELS, UNIFORM
 
 from debias.groups import group_labels
-from debias.report.build import evaluate_models
 from debias.report.metrics import accuracy_interval, model_metrics, parity_differences, training_weight_table
-from debias.report.run import Run
 
 
 @pytest.fixture(scope="module")
 def uniform():
-    return model_metrics(np.array(LABELS), np.array(UNIFORM), pd.DataFrame({"g": GROUPS}), ["g"], n_boot=500)
+    return model_metrics(np.array(LABELS), np.array(UNIFORM), pd.DataFrame({"g": GROUPS}), ["g"])
 
 
 def test_group_names_cross_the_group_columns_with_the_label():
@@ -65,35 +61,32 @@ def test_parity_differences_match_hand_counts(uniform):
     assert parity["note"] is None
 
 
-def test_equalized_odds_is_undefined_when_a_group_holds_one_class():
-    result = parity_differences(
-        np.array([1, 1, 0, 0]), np.array([1, 0, 0, 1]), pd.Series(["face", "face", "nonface", "nonface"])
-    )
-    assert result["equalized_odds_difference"] is None
-    assert "face" in result["note"] and "single class" in result["note"]
-    assert result["demographic_parity_difference"] == pytest.approx(0.0)
-
-
 def test_intervals_contain_the_point_estimate(uniform):
     for result in (uniform["groups"], uniform["by_column"]["g"]):
         for row in result.values():
             low, high = row["accuracy_ci"]
-            assert low <= row["accuracy"] <= high
+            assert low <= row["accuracy"] <= high and low < high
     low, high = uniform["accuracy_ci"]
     assert low <= uniform["accuracy"] <= high and low < high
 
 
-def test_interval_is_the_percentile_bootstrap_of_resampled_rows():
-    rng = np.random.default_rng(1)
-    y_true = rng.integers(0, 2, 200)
-    y_pred = np.where(rng.random(200) < 0.8, y_true, 1 - y_true)
-    resampled = []
-    for _ in range(2000):
-        index = rng.integers(0, 200, 200)
-        resampled.append(accuracy_score(y_true[index], y_pred[index]))
-    expected = np.quantile(resampled, [0.025, 0.975])
-    got = accuracy_interval(accuracy_score(y_true, y_pred), 200, "x", n_boot=2000)
-    assert got == pytest.approx(tuple(expected), abs=0.015)
+def test_interval_at_zero_and_all_correct_is_the_exact_one_not_a_point():
+    # Clopper-Pearson at k = 0 has the closed form [0, 1 - (alpha/2)^(1/n)]: for 0/8, 1 - 0.025^(1/8) = 0.3694.
+    assert accuracy_interval(0, 8) == pytest.approx((0.0, 0.36942), abs=1e-5)
+    assert accuracy_interval(8, 8) == pytest.approx((0.63058, 1.0), abs=1e-5)
+    # 1/2: the exact interval is [0.0126, 0.9874] (Clopper and Pearson's table)
+    assert accuracy_interval(1, 2) == pytest.approx((0.01258, 0.98742), abs=1e-5)
+    assert all(math.isnan(x) for x in accuracy_interval(0, 0))
+
+
+def test_every_group_interval_has_width_even_at_0_and_100_percent():
+    # 8 positives all wrong, 8 negatives all right: the percentile bootstrap gave [0, 0] and [1, 1]
+    rows = _group_rows("A", 8, 0, 8)
+    result = _metrics(rows)
+    assert result["groups"]["g=A|label=1"]["accuracy_ci"] == pytest.approx([0.0, 0.36942], abs=1e-5)
+    assert result["groups"]["g=A|label=0"]["accuracy_ci"] == pytest.approx([0.63058, 1.0], abs=1e-5)
+    assert result["worst_group_accuracy_ci"] == result["groups"]["g=A|label=1"]["accuracy_ci"]
+    assert result["groups"]["g=A|label=1"]["correct"] == 0 and result["groups"]["g=A|label=0"]["correct"] == 8
 
 
 def _group_rows(group: str, n: int, right_pos: int, right_neg: int) -> pd.DataFrame:
@@ -104,46 +97,24 @@ def _group_rows(group: str, n: int, right_pos: int, right_neg: int) -> pd.DataFr
 
 
 def _metrics(rows: pd.DataFrame) -> dict:
-    return model_metrics(rows["label"].to_numpy(), rows["pred"].to_numpy(), rows[["g"]], ["g"], n_boot=200)
+    return model_metrics(rows["label"].to_numpy(), rows["pred"].to_numpy(), rows[["g"]], ["g"])
 
 
-def test_intervals_are_seeded_and_independent_of_other_groups():
-    first = accuracy_interval(0.7, 50, "g=A", seed=3)
-    assert accuracy_interval(0.7, 50, "g=A", seed=3) == first
-    assert accuracy_interval(1.0, 50, "g=A") == (1.0, 1.0)
-    # Group B's intervals with B alone, with group A in the table (A sorts before B, so a shared
-    # random stream or one chosen by position would move B's draws), and in another row order.
-    # 1000 rows per cell make the interval fine-grained enough that another stream gives another interval.
-    b = _group_rows("B", 1000, 700, 750)
-    a = _group_rows("A", 1000, 600, 900)
-    alone, together = _metrics(b), _metrics(pd.concat([a, b], ignore_index=True))
-    shuffled = _metrics(pd.concat([b, a], ignore_index=True).sample(frac=1.0, random_state=0))
-    for cell in ("g=B|label=1", "g=B|label=0"):
-        low, high = alone["groups"][cell]["accuracy_ci"]
-        assert low < high
-        assert together["groups"][cell]["accuracy_ci"] == shuffled["groups"][cell]["accuracy_ci"] == [low, high], cell
-    assert together["by_column"]["g"]["g=B"]["accuracy_ci"] == alone["by_column"]["g"]["g=B"]["accuracy_ci"]
-    # another stream gives another interval here, so the equalities above can fail
-    other_seed = model_metrics(b["label"].to_numpy(), b["pred"].to_numpy(), b[["g"]], ["g"], n_boot=200, seed=1)
-    assert other_seed["groups"]["g=B|label=1"]["accuracy_ci"] != alone["groups"]["g=B|label=1"]["accuracy_ci"]
+def test_groups_carry_their_attribute_values_as_fields(uniform):
+    assert uniform["groups"]["g=B|label=0"]["key"] == {"g": "B", "label": 0}
+    assert uniform["by_column"]["g"]["g=A"]["key"] == {"g": "A"}
+    numeric = model_metrics(np.array([1, 0]), np.array([1, 1]), pd.DataFrame({"Male": [1, 0]}), ["Male"])
+    assert numeric["groups"]["Male=0|label=0"]["key"] == {"Male": 0, "label": 0}
+    assert numeric["selection_rate"] == 1.0
 
 
-def test_intervals_are_independent_of_other_models():
-    # dbvae is evaluated after uniform, so a stream shared across models would move its draws
-    rows = _group_rows("B", 1000, 700, 750)
-    labels, preds = rows["label"].tolist(), rows["pred"].tolist()
-
-    def evaluate(models):
-        run = Run(
-            Path("run"), {"dataset": {"group_columns": ["g"]}}, predictions_table(models, labels, ["B"] * len(labels))
-        )
-        return evaluate_models(run, n_boot=200)
-
-    alone, both = evaluate({"dbvae": preds}), evaluate({"uniform": [1 - p for p in preds], "dbvae": preds})
-    assert list(both) == ["uniform", "dbvae"]
-    for cell in ("g=B|label=1", "g=B|label=0"):
-        assert both["dbvae"]["groups"][cell]["accuracy_ci"] == alone["dbvae"]["groups"][cell]["accuracy_ci"]
-    assert both["dbvae"]["accuracy_ci"] == alone["dbvae"]["accuracy_ci"]
+def test_parity_is_undefined_when_a_group_holds_one_class():
+    # face detection: every face group is all faces, the non-faces all non-faces
+    result = parity_differences(
+        np.array([1, 1, 0, 0]), np.array([1, 1, 0, 1]), pd.Series(["face", "face", "nonface", "nonface"])
+    )
+    assert result["demographic_parity_difference"] is None and result["equalized_odds_difference"] is None
+    assert "face, nonface hold a single class" in result["note"]
 
 
 def test_training_weight_table_shares_and_means():
