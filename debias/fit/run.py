@@ -49,7 +49,7 @@ from debias.fit.evaluation import evaluate, predictions_frame, sharded_predict
 from debias.fit.health import advice, latent_health
 from debias.fit.tensorboard import HistoryBoard
 from debias.fit.trainer import Trainer
-from debias.groups import require_group_values
+from debias.groups import cell_weights, require_group_values
 from debias.run_dir import (
     CHECKPOINT,
     CONFIG,
@@ -349,7 +349,10 @@ class Fit:
             dbvae.amp,
         )
         health["advice"] = advice(health, self.config.beta, self.config.epochs)
+        train = self.dataset.train
+        weights = self.trainers["dbvae"].draw.weights.cpu().numpy()
         summary.update(
+            group_weights=cell_weights(weights, train.attributes, self.dataset.group_columns, train.labels),
             latent_health=health,
             weighting_strategy=self.trainers["dbvae"].draw.weighting.strategy,
             final_weights=final_weights,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -99,3 +100,18 @@ def test_density_draw_on_one_process_is_training_weights_of_the_encoded_latents(
 def test_models_are_named_once_in_training_order():
     assert MODELS == ("uniform", "dbvae", "sampler", "oracle")
     assert FitConfig().models == MODELS
+
+
+def test_the_dbvae_warms_up_on_uniform_draws_for_whole_epochs_of_at_least_the_given_steps():
+    data = dataset()  # 40 rows, batch 8: 5 steps per epoch
+    config = FitConfig(batch_size=8, image_size=16, latent_dim=4, eval_batch_size=16, epochs=2, vae_warmup_steps=6)
+    draw = DensityDraw("dbvae", data, config, CPU, SINGLE)
+    Trainer(draw)
+    assert draw.steps_per_epoch == 5 and draw.warmup_epochs == 2 and draw.epochs == 4
+    row: dict = {}
+    assert sorted(drawn_rows(draw, 2)) == list(range(40))  # uniform: every row once, no weights computed
+    assert draw.weights is None
+    draw.indices(3, torch.Generator().manual_seed(0), row)
+    assert draw.weights is not None and "ess" in row
+    no_warmup = DensityDraw("dbvae", data, replace(config, vae_warmup_steps=0), CPU, SINGLE)
+    assert no_warmup.warmup_epochs == 0 and no_warmup.epochs == 2
