@@ -68,7 +68,7 @@ PLANTED = {
 def planted(monkeypatch):
     calls = []
 
-    def fake_candidate(strategy, dataset, config, device, early_probs, progress, ctx):
+    def fake_candidate(strategy, dataset, config, device, early_probs, progress, ctx, warmed_up=None):
         calls.append(strategy)
         assert config.auto_epochs == 1
         torch.manual_seed(123)  # a real candidate run reseeds and draws from the global RNG
@@ -238,10 +238,12 @@ def test_resume_after_the_choice_does_not_rerun_the_candidates(tmp_path, planted
     assert refused.exit_code != 0 and "--auto-accuracy-budget" in refused.output
 
 
-def test_auto_fit_equals_a_fit_with_the_chosen_strategy(tmp_path, planted):
-    # The candidate phase restores the RNG, so the DB-VAE trains exactly as with --weighting CHOSEN.
+@pytest.mark.parametrize("warmup", ["0", "5"])
+def test_auto_fit_equals_a_fit_with_the_chosen_strategy(tmp_path, planted, warmup):
+    # The candidate phase restores the RNG and leaves the warmed-up DB-VAE untouched, so the DB-VAE
+    # trains exactly as with --weighting CHOSEN.
     auto, direct = tmp_path / "auto", tmp_path / "direct"
-    common = [*TINY, "--models", "uniform,dbvae"]
+    common = [*TINY, "--models", "uniform,dbvae", "--vae-warmup-steps", warmup]
     assert (
         fit(
             *common, "--weighting", "auto", "--auto-strategies", "histogram,joint", "--auto-epochs", "1", "--out", auto
@@ -251,6 +253,8 @@ def test_auto_fit_equals_a_fit_with_the_chosen_strategy(tmp_path, planted):
     assert json.loads((auto / "config.json").read_text())["weighting_strategy"] == "joint"
     assert fit(*common, "--weighting", "joint", "--out", direct).exit_code == 0
     pd.testing.assert_frame_equal(pd.read_csv(auto / "weights.csv"), pd.read_csv(direct / "weights.csv"))
+    dbvae_epochs = pd.read_csv(auto / "history.csv").query("model == 'dbvae'")["epoch"].tolist()
+    assert dbvae_epochs == ([1, 2] if warmup == "0" else [1, 2, 3, 4])  # 3 steps per epoch: 5 steps -> 2 warm-up epochs
 
 
 @pytest.mark.parametrize(

@@ -88,15 +88,20 @@ def train_candidate(
     early_probs: np.ndarray | None,
     progress: bool,
     ctx: DistContext = SINGLE,
+    warmed_up: Trainer | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """One short run of `--weighting auto`: a fresh DB-VAE trained `config.auto_epochs` epochs with
-    `strategy`'s weights, as the fit's DB-VAE would be. Returns its P(label = 1) on the validation
-    split and the weight_summary of the last weights it drew by."""
+    """One short run of `--weighting auto`: the DB-VAE trained `config.auto_epochs` weighted epochs with
+    `strategy`'s weights, as the fit's DB-VAE would be, continuing from `warmed_up` (the fit's DB-VAE
+    after its warm-up, copied, never changed) when given, else from a fresh one. Returns its
+    P(label = 1) on the validation split and the weight_summary of the last weights it drew by."""
     short = replace(config, epochs=config.auto_epochs, weighting=replace(config.weighting, strategy=strategy))
     draw = DensityDraw("dbvae", dataset, short, device, ctx)
     draw.early_probs = early_probs
     trainer = Trainer(draw, label=strategy)
-    trainer.train(progress)
+    if warmed_up is not None:
+        trainer.model.load_state_dict(warmed_up.model.state_dict())
+        trainer.optimizer.load_state_dict(warmed_up.optimizer.state_dict())
+    trainer.train(progress, first_epoch=draw.warmup_epochs + 1)
     probs = sharded_predict(trainer.model, dataset.valid.images, config.eval_batch_size, device, trainer.amp, ctx)
     return probs, weight_summary(draw.weights)
 
@@ -108,8 +113,12 @@ def select_strategy(
     early_probs: np.ndarray | None,
     progress: bool,
     ctx: DistContext = SINGLE,
+    warmed_up: Trainer | None = None,
 ) -> dict:
-    """Run every candidate strategy briefly and choose by validation figures (debias.selection).
+    """Run every candidate strategy briefly and choose by validation figures.
+
+    Every candidate starts from `warmed_up`, the fit's DB-VAE after its uniform warm-up (the
+    warm-up does not depend on the strategy, so it is trained once for all of them).
 
     Returns the record written to config.json as "weighting_selection": criterion, val_groups,
     epochs, chosen, and per candidate its validation figures, ESS, max/min weight ratio and seconds.
@@ -123,7 +132,7 @@ def select_strategy(
     candidates = {}
     for strategy in config.candidates:
         start = time.perf_counter()
-        probs, stats = train_candidate(strategy, dataset, config, device, early_probs, progress, ctx)
+        probs, stats = train_candidate(strategy, dataset, config, device, early_probs, progress, ctx, warmed_up)
         figures = validation_figures(valid.labels, probs, valid.attributes, config.val_groups)
         figures.update(ess=stats["ess"], max_min_ratio=stats["max_min_ratio"], seconds=time.perf_counter() - start)
         candidates[strategy] = figures

@@ -4,12 +4,13 @@
 2. run folder      config.json with "status": "running"
 3. models          one Trainer per model, restored from checkpoint.pt when resuming
 4. uniform         the baseline; its early predictions are the errors some strategies upweight
-5. strategy        `--weighting auto` measures its candidates (debias.fit.auto)
-6. dbvae           the DB-VAE, drawing by the weights of its own latents
-7. weights         weights.csv, latents.npy (and early_probs.npy) from the final DB-VAE
-8. sampler, oracle the plain loop over weights.csv, and the group-balanced classifier
-9. evaluation      predictions of every model on the validation and test splits
-10. results        config.json gets the results and "status": "complete", last of all
+5. warm-up         the DB-VAE's first epochs, on uniform draws (--vae-warmup-steps)
+6. strategy        `--weighting auto` measures its candidates from the warmed-up DB-VAE (debias.fit.auto)
+7. dbvae           the DB-VAE's weighted epochs, drawing by the weights of its own latents
+8. weights         weights.csv, latents.npy (and early_probs.npy) from the final DB-VAE
+9. sampler, oracle the plain loop over weights.csv, and the group-balanced classifier
+10. evaluation     predictions of every model on the validation and test splits
+11. results        latent health, and config.json gets the results and "status": "complete", last of all
 
 checkpoint.pt is written after every epoch of every model (debias.fit.checkpoint), so a fit
 stopped anywhere continues with `debias fit --resume RUN` (debias.fit.resume) and ends with the
@@ -176,6 +177,7 @@ class Fit:
         self._start_run_folder()
         self._build_trainers()
         self._train("uniform")
+        self._train("dbvae", until=self.trainers["dbvae"].draw.warmup_epochs)
         self._choose_strategy()
         self._train("dbvae")
         final_weights = self._write_weights()
@@ -236,9 +238,10 @@ class Fit:
             restore(self.checkpoint, self.trainers, self.run_dir / CHECKPOINT)
         self.state.done = {name: self.state.done.get(name, 0) for name in self.trainers}
 
-    def _train(self, name: str) -> None:
+    def _train(self, name: str, until: int | None = None) -> None:
+        """Train model `name` from its next epoch to epoch `until` (default: its last)."""
         if name in self.trainers:
-            self.trainers[name].train(self.progress, self.state.done[name] + 1, self._after_epoch)
+            self.trainers[name].train(self.progress, self.state.done[name] + 1, self._after_epoch, until)
 
     def _after_epoch(self, name: str, epoch: int, row: dict) -> None:
         if (
@@ -270,7 +273,7 @@ class Fit:
             self.state.early_probs = probs
             self.state.early_errors = {"epoch": epoch, **rates}
 
-    # 5. strategy
+    # 6. strategy
     def _choose_strategy(self) -> None:
         if self.config.uses_errors and self.state.early_probs is None:
             raise UserError(
@@ -279,7 +282,13 @@ class Fit:
             )
         if self.config.weighting.strategy == AUTO and self.state.selection is None:
             self.state.selection = select_strategy(
-                self.dataset, self.config, self.device, self.state.early_probs, self.progress, self.ctx
+                self.dataset,
+                self.config,
+                self.device,
+                self.state.early_probs,
+                self.progress,
+                self.ctx,
+                warmed_up=self.trainers["dbvae"],
             )
             self._save_checkpoint()
             if self.ctx.is_main:
@@ -295,7 +304,7 @@ class Fit:
             return replace(weighting, strategy=self.state.selection["chosen"])
         return weighting
 
-    # 7. weights
+    # 8. weights
     def _write_weights(self) -> dict[str, float]:
         draw: DensityDraw = self.trainers["dbvae"].draw
         # Recomputed even on a resumed fit: it is a deterministic function of the final DB-VAE.
@@ -317,7 +326,7 @@ class Fit:
                 io.write_npy(self.run_dir / EARLY_PROBS, np.asarray(self.state.early_probs, dtype=np.float64))
         return final
 
-    # 9. evaluation
+    # 10. evaluation
     def _evaluate(self) -> dict:
         results: dict = {}
         for split_name in ("valid", "test"):
@@ -333,7 +342,7 @@ class Fit:
             io.write_csv(self.run_dir / HISTORY, pd.DataFrame(self.state.history))
         return results
 
-    # 10. results
+    # 11. results
     def _finish(self, final_weights: dict[str, float], results: dict) -> dict:
         self._save_checkpoint(complete=True)
         summary = self._config_record(status="complete")

@@ -150,13 +150,17 @@ class Trainer:
         return row
 
     def train(
-        self, progress: bool, first_epoch: int = 1, after_epoch: Callable[[str, int, dict], None] | None = None
+        self,
+        progress: bool,
+        first_epoch: int = 1,
+        after_epoch: Callable[[str, int, dict], None] | None = None,
+        last_epoch: int | None = None,
     ) -> list[dict]:
-        """Epochs first_epoch..draw.epochs with one progress bar; returns their history rows.
+        """Epochs first_epoch..last_epoch (default draw.epochs) with one progress bar; returns their history rows.
 
         `after_epoch(name, epoch, row)` runs after every epoch (the fit writes its checkpoint there).
         """
-        epochs = range(first_epoch, self.draw.epochs + 1)
+        epochs = range(first_epoch, (self.draw.epochs if last_epoch is None else last_epoch) + 1)
         if not epochs:
             return []
         rows = []
