@@ -56,21 +56,17 @@ class FitConfig:
         1e-3, "--lr", "Adam learning rate, annealed over the epochs by a cosine.", low=0, low_open=True
     )
     latent_dim: int = setting(100, "--latent-dim", "Dimensions of the DB-VAE's latent space.", low=1)
-    # KL weight relative to the mean-absolute reconstruction error. Measured on synthfaces
-    # (BENCHMARKS.md): at the lab code's 0.0005 the latent spreads over every dimension and the
-    # rare faces barely stand out in the histograms; at 0.01 the uninformative dimensions settle
-    # on the prior and the histograms of the rest upweight all three rare subgroups.
+    # KL weight relative to the mean-absolute reconstruction error, chosen by latent health
+    # (BENCHMARKS.md, "Latent health"): at 0.01 the VAE collapsed (1.4 nats per image, decoding at
+    # 0.86x the mean image's error on synthfaces; 0.1 nats, 1.14x on the CelebA sample); 0.002
+    # stored 5.4 nats at 0.65x, 0.001 10.5 at 0.56x, the lab code's 0.0005 17.3 at 0.48x.
     beta: float = setting(
-        0.01, "--beta", "Weight of the KL term against the mean absolute reconstruction error.", low=0
+        0.0005, "--beta", "Weight of the KL term against the mean absolute reconstruction error.", low=0
     )
-    kl_warmup_epochs: float = setting(
-        0.0, "--kl-warmup-epochs", "DB-VAE: epochs over which the KL weight rises linearly from 0 to --beta.", low=0
-    )
-    free_bits: float = setting(
-        0.0, "--free-bits", "DB-VAE: nats per latent dimension the KL term does not charge (0: the plain KL).", low=0
-    )
+    # 300 steps: the CelebA sample (25 steps per epoch) stored 8.4 nats at 0.87x without a warm-up,
+    # 20.3 at 0.55x with it (600 steps: 24.0 at 0.51x); synthfaces (157 steps per epoch) warms up 2 epochs.
     vae_warmup_steps: int = setting(
-        0,
+        300,
         "--vae-warmup-steps",
         "DB-VAE: training steps with uniform draws before its "
         "own weights are used, rounded up to whole epochs (added to --epochs).",

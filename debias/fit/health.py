@@ -132,7 +132,7 @@ def advice(stats: dict, beta: float, epochs: int) -> str | None:
         f"the DB-VAE stores {stats['kl_nats']:.1f} nats per image and reconstructs at "
         f"{stats['reconstruction_ratio']:.2f}x the error of the mean image: its latents cannot tell people apart, so "
         f"density weights over them are noise. Try a lower --beta (now {beta:g}), more --epochs (now {epochs}) or "
-        "--vae-warmup-epochs, or a weighting that does not use the latents (--weighting errors)"
+        "--vae-warmup-steps, or a weighting that does not use the latents (--weighting errors)"
     )
 
 

@@ -31,23 +31,10 @@ class DBVAELoss:
     broadcast to [B, B] and leak the VAE loss onto negatives.
     """
 
-    def __init__(
-        self,
-        beta: float,
-        vae_on_all: bool,
-        classification_weight: float = 1.0,
-        free_bits: float = 0.0,
-        kl_warmup_steps: int = 0,
-    ):
+    def __init__(self, beta: float, vae_on_all: bool, classification_weight: float = 1.0):
         self.beta = beta
         self.vae_on_all = vae_on_all
         self.classification_weight = classification_weight
-        self.free_bits = free_bits
-        # KL warm-up (Bowman et al. 2016): beta rises linearly from 0 over the first steps, so the
-        # decoder learns to use z before the KL term can push q(z|x) onto the prior. `step` counts
-        # the calls; the trainer sets it at every epoch start, so a resumed fit continues the ramp.
-        self.kl_warmup_steps = kl_warmup_steps
-        self.step = 0
 
     def vae_mask(self, y: torch.Tensor) -> torch.Tensor:
         """1.0 where the VAE terms apply, else 0.0: shape [B]."""
@@ -69,25 +56,7 @@ class DBVAELoss:
         }
 
     def __call__(self, outputs: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Batch means of each term and `total` = classification + reconstruction + beta * kl.
-
-        With `free_bits` (Kingma et al. 2016) the KL in `total` is summed over dimensions from the
-        batch mean of each dimension's KL, raised to at least `free_bits` nats: a dimension that
-        stores less than that costs nothing more, so the optimizer has no reason to switch it off.
-        The reported `kl` stays the plain KL.
-        """
+        """Batch means of each term and `total` = classification + reconstruction + beta * kl."""
         terms = {name: value.mean() for name, value in self.per_sample(outputs, x, y).items()}
-        kl = terms["kl"]
-        if self.free_bits > 0:
-            mask = self.vae_mask(y)
-            per_dim = 0.5 * (
-                torch.exp(outputs["logvar"].float()) + outputs["mu"].float().pow(2) - 1.0 - outputs["logvar"].float()
-            )
-            per_dim = (mask[:, None] * per_dim).mean(0)
-            kl = per_dim.clamp_min(self.free_bits).sum() * (mask.mean() > 0)
-        beta = self.beta
-        if self.kl_warmup_steps > 0:
-            beta *= min(1.0, (self.step + 1) / self.kl_warmup_steps)
-        self.step += 1
-        terms["total"] = terms["classification"] + terms["reconstruction"] + beta * kl
+        terms["total"] = terms["classification"] + terms["reconstruction"] + self.beta * terms["kl"]
         return terms

@@ -95,23 +95,26 @@ NOT_TAKEN = {
 }
 
 
+_DEFAULTS = SynthFacesConfig()
+
+
 @register(
     "synthfaces",
     "embedded procedural faces vs non-faces, biased training split, balanced test (offline)",
     not_taken=NOT_TAKEN,
 )
 def load_synthfaces(
-    n_train: int = 20000,
-    n_valid: int = 2000,
-    n_test: int = 2000,
-    image_size: int = 64,
-    rare_rate: float = 0.01,
-    face_fraction: float = 0.5,
-    seed: int = 0,
-    difficulty: float = 1.0,
+    n_train: int = _DEFAULTS.n_train,
+    n_valid: int = _DEFAULTS.n_valid,
+    n_test: int = _DEFAULTS.n_test,
+    image_size: int = _DEFAULTS.image_size,
+    rare_rate: float = _DEFAULTS.rare_rate,
+    face_fraction: float = _DEFAULTS.face_fraction,
+    seed: int = _DEFAULTS.seed,
+    difficulty: float = _DEFAULTS.difficulty,
     limit: int | None = None,
-    spurious: str | None = None,
-    spurious_rate: float = 0.95,
+    spurious: str | None = _DEFAULTS.spurious,
+    spurious_rate: float = _DEFAULTS.spurious_rate,
     groups: str | Sequence[str] | None = None,
     progress: bool = True,
 ) -> Dataset:
