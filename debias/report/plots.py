@@ -129,9 +129,12 @@ def weight_distribution(frame: pd.DataFrame, order: list[str], strategy: str) ->
         label="mean weight",
     )
     ax.axvline(1.0, color="#444444", linestyle="--", linewidth=0.9, label="weight 1 (uniform)")
-    # Plain numbers at powers of two read better than 10^0-style labels on a log axis.
-    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=2, subs=(1.0, 1.5)))
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    # Plain numbers at powers of two read better than 10^0-style labels on a log axis; the
+    # in-between 1.5x ticks only where the weights span a few powers of two (else they collide).
+    span = float(frame["weight"].max() / max(frame["weight"].min(), 1e-300))
+    subs = (1.0, 1.5) if span < 16 else (1.0,)
+    ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(base=2, subs=subs, numticks=12))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:.3g}"))
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel(f"weight of each training image in weights.csv ({strategy} strategy; log scale)")
     ax.set_ylabel("")
