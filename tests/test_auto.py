@@ -20,23 +20,7 @@ from debias.fit.auto import choose, validation_figures, worst_class_accuracy
 from debias.summary import format_summary
 from debias.weighting import WeightingSettings
 
-TINY = [
-    "--data-option",
-    "spurious=hat",
-    "--limit",
-    "96",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "32",
-    "--image-size",
-    "16",
-    "--latent-dim",
-    "4",
-    "--device",
-    "cpu",
-    "--quiet",
-]
+TINY = "--data-option spurious=hat --limit 96 --epochs 2 --batch-size 32 --image-size 16 --latent-dim 4 --device cpu --quiet".split()
 
 
 def fit(*args):

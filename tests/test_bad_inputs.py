@@ -17,23 +17,9 @@ from debias.errors import UserError
 from debias.fit import FitConfig, validate
 from debias.weighting import WeightingSettings
 
-TINY = [
-    "--limit",
-    "48",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "16",
-    "--latent-dim",
-    "4",
-    "--image-size",
-    "16",
-    "--models",
-    "dbvae",
-    "--device",
-    "cpu",
-    "--quiet",
-]
+TINY = (
+    "--limit 48 --epochs 2 --batch-size 16 --latent-dim 4 --image-size 16 --models dbvae --device cpu --quiet".split()
+)
 
 
 @pytest.fixture(autouse=True)

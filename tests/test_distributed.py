@@ -33,38 +33,11 @@ from debias.weighting.histogram import histogram_log_weights
 from debias.weighting.sharded import sharded_training_weights
 
 WORLD = 2
-CONTRACT = [
-    "weights.csv",
-    "config.json",
-    "checkpoint.pt",
-    "latents.npy",
-    "predictions_test.csv",
-    "predictions_valid.csv",
-    "history.csv",
-]
+CONTRACT = (
+    "weights.csv config.json checkpoint.pt latents.npy predictions_test.csv predictions_valid.csv history.csv".split()
+)
 # --eval-batch-size 32 splits the 160 training images into 5 encoding batches: 3 for rank 0, 2 for rank 1.
-FIT_ARGS = [
-    "fit",
-    "--data",
-    "synthfaces",
-    "--limit",
-    "160",
-    "--epochs",
-    "2",
-    "--batch-size",
-    "32",
-    "--latent-dim",
-    "8",
-    "--image-size",
-    "32",
-    "--eval-batch-size",
-    "32",
-    "--models",
-    "uniform,dbvae,sampler",
-    "--device",
-    "cpu",
-    "--quiet",
-]
+FIT_ARGS = "fit --data synthfaces --limit 160 --epochs 2 --batch-size 32 --latent-dim 8 --image-size 32 --eval-batch-size 32 --models uniform,dbvae,sampler --device cpu --quiet".split()
 
 
 def _free_port() -> int:
@@ -322,27 +295,7 @@ def test_batch_size_must_split_over_the_processes():
 
 # ---------------------------------------------------------------- --compile
 
-TINY_COMPILE = [
-    "fit",
-    "--data",
-    "synthfaces",
-    "--limit",
-    "64",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "32",
-    "--latent-dim",
-    "8",
-    "--image-size",
-    "32",
-    "--models",
-    "dbvae",
-    "--device",
-    "cpu",
-    "--quiet",
-    "--compile",
-]
+TINY_COMPILE = "fit --data synthfaces --limit 64 --epochs 1 --batch-size 32 --latent-dim 8 --image-size 32 --models dbvae --device cpu --quiet --compile".split()
 
 
 @pytest.fixture
