@@ -124,15 +124,13 @@ def is_collapsed(stats: dict) -> bool:
     return bool(stats["reconstruction_ratio"] >= COLLAPSED_RATIO or stats["kl_nats"] < COLLAPSED_NATS)
 
 
-def advice(stats: dict, beta: float, epochs: int) -> str | None:
-    """What to try when the VAE collapsed (None when it did not)."""
+def advice(stats: dict, beta: float, epochs: int, warmup_steps: int) -> str | None:
+    """What to try when the VAE collapsed (None when it did not); the warning itself states the numbers."""
     if not is_collapsed(stats):
         return None
     return (
-        f"the DB-VAE stores {stats['kl_nats']:.1f} nats per image and reconstructs at "
-        f"{stats['reconstruction_ratio']:.2f}x the error of the mean image: its latents cannot tell people apart, so "
-        f"density weights over them are noise. Try a lower --beta (now {beta:g}), more --epochs (now {epochs}) or "
-        "--vae-warmup-steps, or a weighting that does not use the latents (--weighting errors)"
+        f"Try a lower --beta (now {beta:g}), a longer --vae-warmup-steps (now {warmup_steps}) or more --epochs "
+        f"(now {epochs}), or a weighting that does not read the latents (--weighting errors)."
     )
 
 

@@ -357,7 +357,7 @@ class Fit:
             self.device,
             dbvae.amp,
         )
-        health["advice"] = advice(health, self.config.beta, self.config.epochs)
+        health["advice"] = advice(health, self.config.beta, self.config.epochs, self.config.vae_warmup_steps)
         train = self.dataset.train
         weights = self.trainers["dbvae"].draw.weights.cpu().numpy()
         summary.update(
