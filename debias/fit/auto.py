@@ -18,6 +18,7 @@ Ties (to 1e-9) go to the higher mean accuracy, then to the earlier candidate in 
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import replace
 
@@ -100,7 +101,9 @@ def train_candidate(
     trainer = Trainer(draw, label=strategy)
     if warmed_up is not None:
         trainer.model.load_state_dict(warmed_up.model.state_dict())
-        trainer.optimizer.load_state_dict(warmed_up.optimizer.state_dict())
+        # A deep copy: Adam's load_state_dict keeps the given moment tensors when their dtype and
+        # device already fit, so the candidate's steps would update the fit's own optimizer state.
+        trainer.optimizer.load_state_dict(copy.deepcopy(warmed_up.optimizer.state_dict()))
     trainer.train(progress, first_epoch=draw.warmup_epochs + 1)
     probs = sharded_predict(trainer.model, dataset.valid.images, config.eval_batch_size, device, trainer.amp, ctx)
     return probs, weight_summary(draw.weights)

@@ -115,3 +115,23 @@ def test_the_dbvae_warms_up_on_uniform_draws_for_whole_epochs_of_at_least_the_gi
     assert draw.weights is not None and "ess" in row
     no_warmup = DensityDraw("dbvae", data, replace(config, vae_warmup_steps=0), CPU, SINGLE)
     assert no_warmup.warmup_epochs == 0 and no_warmup.epochs == 2
+
+
+def test_a_candidate_run_leaves_the_warmed_up_dbvae_and_its_optimizer_untouched():
+    from debias.fit.auto import train_candidate
+
+    data = dataset()
+    config = FitConfig(
+        batch_size=8, image_size=16, latent_dim=4, eval_batch_size=16, epochs=2, vae_warmup_steps=5, auto_epochs=1
+    )
+    warmed = Trainer(DensityDraw("dbvae", data, config, CPU, SINGLE))
+    warmed.train(False, last_epoch=warmed.draw.warmup_epochs)
+    model_before = {k: v.clone() for k, v in warmed.model.state_dict().items()}
+    optimizer_before = {
+        i: {k: v.clone() for k, v in s.items()} for i, s in warmed.optimizer.state_dict()["state"].items()
+    }
+    probs, stats = train_candidate("histogram", data, config, CPU, None, False, SINGLE, warmed)
+    assert len(probs) == len(data.valid) and 0 < stats["ess"] <= 1
+    assert all(torch.equal(v, model_before[k]) for k, v in warmed.model.state_dict().items())
+    after = warmed.optimizer.state_dict()["state"]
+    assert all(torch.equal(after[i][k], v) for i, s in optimizer_before.items() for k, v in s.items())
