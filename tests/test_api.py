@@ -87,7 +87,15 @@ def test_bad_inputs_say_what_is_wrong(call, error, fragment):
 def test_a_run_from_python_then_read_back(tmp_path):
     out = tmp_path / "run"
     result = debias.run(
-        limit=64, epochs=1, image_size=32, latent_dim=4, batch_size=32, models="uniform", out=out, progress=False
+        limit=64,
+        epochs=1,
+        image_size=32,
+        latent_dim=4,
+        batch_size=32,
+        models="uniform",
+        out=out,
+        progress=False,
+        vae_warmup_steps=0,
     )
     assert isinstance(result, debias.FitResult) and result.run_dir == out
     assert list(result.table().index) == ["uniform", "dbvae"]

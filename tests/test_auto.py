@@ -20,7 +20,7 @@ from debias.fit.auto import choose, validation_figures, worst_class_accuracy
 from debias.summary import format_summary
 from debias.weighting import WeightingSettings
 
-TINY = "--data-option spurious=hat --limit 96 --epochs 2 --batch-size 32 --image-size 16 --latent-dim 4 --device cpu --quiet".split()
+TINY = "--data-option spurious=hat --limit 96 --epochs 2 --batch-size 32 --image-size 16 --latent-dim 4 --device cpu --quiet --vae-warmup-steps 0".split()
 
 
 def fit(*args):
@@ -298,6 +298,7 @@ def test_errors_skip_an_early_classifier_worse_than_the_majority_class(tmp_path,
         device="cpu",
         models=("uniform",),
         weighting=WeightingSettings(strategy="errors"),
+        vae_warmup_steps=0,
     )
     result = run_fit(config, out=out, progress=False, dataset=dataset)
     assert calls == [1, 2]

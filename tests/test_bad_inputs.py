@@ -17,9 +17,7 @@ from debias.errors import UserError
 from debias.fit import FitConfig, validate
 from debias.weighting import WeightingSettings
 
-TINY = (
-    "--limit 48 --epochs 2 --batch-size 16 --latent-dim 4 --image-size 16 --models dbvae --device cpu --quiet".split()
-)
+TINY = "--limit 48 --epochs 2 --batch-size 16 --latent-dim 4 --image-size 16 --models dbvae --device cpu --quiet --vae-warmup-steps 0".split()
 
 
 @pytest.fixture(autouse=True)
@@ -193,6 +191,7 @@ def make_unfinished_run(folder, format_version=1):
         image_size=16,
         models=("dbvae",),
         device="cpu",
+        vae_warmup_steps=0,
     ).to_dict()
     config = {"format_version": format_version, "debias_version": "9.9", "status": "running", "settings": settings}
     (folder / "config.json").write_text(json.dumps(config))

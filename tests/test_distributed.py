@@ -37,7 +37,7 @@ CONTRACT = (
     "weights.csv config.json checkpoint.pt latents.npy predictions_test.csv predictions_valid.csv history.csv".split()
 )
 # --eval-batch-size 32 splits the 160 training images into 5 encoding batches: 3 for rank 0, 2 for rank 1.
-FIT_ARGS = "fit --data synthfaces --limit 160 --epochs 2 --batch-size 32 --latent-dim 8 --image-size 32 --eval-batch-size 32 --models uniform,dbvae,sampler --device cpu --quiet".split()
+FIT_ARGS = "fit --data synthfaces --limit 160 --epochs 2 --batch-size 32 --latent-dim 8 --image-size 32 --eval-batch-size 32 --models uniform,dbvae,sampler --device cpu --quiet --vae-warmup-steps 0".split()
 
 
 def _free_port() -> int:
@@ -267,6 +267,7 @@ def test_two_process_fit_draws_its_first_epoch_by_the_single_process_weights(dis
         latent_dim=8,
         image_size=32,
         eval_batch_size=32,
+        vae_warmup_steps=0,
     )
     dataset = load_dataset("synthfaces", image_size=32, limit=160)
     torch.manual_seed(0)
@@ -295,7 +296,7 @@ def test_batch_size_must_split_over_the_processes():
 
 # ---------------------------------------------------------------- --compile
 
-TINY_COMPILE = "fit --data synthfaces --limit 64 --epochs 1 --batch-size 32 --latent-dim 8 --image-size 32 --models dbvae --device cpu --quiet --compile".split()
+TINY_COMPILE = "fit --data synthfaces --limit 64 --epochs 1 --batch-size 32 --latent-dim 8 --image-size 32 --models dbvae --device cpu --quiet --compile --vae-warmup-steps 0".split()
 
 
 @pytest.fixture

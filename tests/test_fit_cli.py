@@ -11,7 +11,19 @@ from click.testing import CliRunner
 from debias.cli import main
 from debias.weighting import WeightingSettings
 
-TINY = ["--epochs", "2", "--batch-size", "32", "--latent-dim", "8", "--image-size", "32", "--quiet"]
+TINY = [
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--latent-dim",
+    "8",
+    "--image-size",
+    "32",
+    "--quiet",
+    "--vae-warmup-steps",
+    "0",
+]
 SYNTH = ["--data", "synthfaces", "--limit", "160"]
 
 

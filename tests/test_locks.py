@@ -21,7 +21,7 @@ from debias.cli import main
 from debias.run_dir import LOCK
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = "--data synthfaces --limit 48 --epochs 1 --batch-size 16 --latent-dim 4 --image-size 16 --models dbvae --device cpu --quiet".split()
+TINY = "--data synthfaces --limit 48 --epochs 1 --batch-size 16 --latent-dim 4 --image-size 16 --models dbvae --device cpu --quiet --vae-warmup-steps 0".split()
 CONTRACT = {
     "weights.csv",
     "config.json",

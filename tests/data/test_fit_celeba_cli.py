@@ -10,7 +10,21 @@ from fakes import make_fake_celeba, make_image_folder
 
 from debias.cli import main
 
-TINY = ["--epochs", "1", "--batch-size", "16", "--latent-dim", "4", "--image-size", "32", "--quiet", "--workers", "0"]
+TINY = [
+    "--epochs",
+    "1",
+    "--batch-size",
+    "16",
+    "--latent-dim",
+    "4",
+    "--image-size",
+    "32",
+    "--quiet",
+    "--workers",
+    "0",
+    "--vae-warmup-steps",
+    "0",
+]
 
 
 def test_fit_on_fake_celeba_writes_weights_keyed_by_file_name(tmp_path):
@@ -119,6 +133,7 @@ def test_quiet_fit_shows_no_bar_not_even_the_image_decoding_one(tmp_path, capfd)
         latent_dim=4,
         image_size=32,
         models=("uniform",),
+        vae_warmup_steps=0,
     )
     result = run_fit(config, out=tmp_path / "run", progress=False)
     captured = capfd.readouterr()

@@ -16,9 +16,7 @@ SYNTH_TAKES = (
 )
 MANIFEST_TAKES = "It takes --groups, --image-size, --limit, --cache-dir, --workers and --data-option NAME=VALUE for NAME in: seed, vae_on_all."
 CELEBA_TAKES = "It takes --root, --target, --groups, --image-size, --limit, --cache-dir, --workers."
-TINY = (
-    "--limit 48 --epochs 1 --batch-size 16 --latent-dim 4 --image-size 16 --models dbvae --device cpu --quiet".split()
-)
+TINY = "--limit 48 --epochs 1 --batch-size 16 --latent-dim 4 --image-size 16 --models dbvae --device cpu --quiet --vae-warmup-steps 0".split()
 
 
 def refusal(name, **options) -> str:

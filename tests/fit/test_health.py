@@ -107,6 +107,7 @@ def test_a_fit_records_latent_health_per_epoch_and_at_the_end(tmp_path):
         latent_dim=4,
         models=("dbvae",),
         device="cpu",
+        vae_warmup_steps=0,
     )
     result = run_fit(config, out=tmp_path / "run", progress=False)
     health = json.loads((tmp_path / "run" / "config.json").read_text())["latent_health"]

@@ -11,7 +11,20 @@ from debias.fit import FitConfig
 from debias.fit.settings_file import config_from_file, nest_settings
 from debias.weighting import WeightingSettings
 
-TINY = ["--limit", "96", "--epochs", "1", "--batch-size", "32", "--latent-dim", "4", "--image-size", "32"]
+TINY = [
+    "--limit",
+    "96",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "32",
+    "--latent-dim",
+    "4",
+    "--image-size",
+    "32",
+    "--vae-warmup-steps",
+    "0",
+]
 
 
 def fit(*args):

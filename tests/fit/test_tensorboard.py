@@ -6,7 +6,20 @@ from click.testing import CliRunner
 
 from debias.cli import main
 
-TINY = ["--limit", "96", "--epochs", "2", "--batch-size", "32", "--latent-dim", "4", "--image-size", "32"]
+TINY = [
+    "--limit",
+    "96",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "32",
+    "--latent-dim",
+    "4",
+    "--image-size",
+    "32",
+    "--vae-warmup-steps",
+    "0",
+]
 
 
 def test_every_epoch_of_every_model_lands_in_tensorboard(tmp_path):

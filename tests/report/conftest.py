@@ -21,6 +21,7 @@ def tiny_run(tmp_path_factory):
         latent_dim=6,
         image_size=32,
         device="cpu",
+        vae_warmup_steps=8,  # two epochs of warm-up: the report shows that phase, at test speed
     )
     run_fit(config, out=out, progress=False)
     return out
