@@ -77,7 +77,10 @@ def main() -> None:
         for alpha in (0.0, 0.001, 0.01):
             for cap in (None, 10.0):
                 weights, _ = training_weights(
-                    mu, labels, WeightingSettings(alpha=alpha, combine=combine, cap=cap), vae_on_all=False
+                    mu,
+                    labels,
+                    WeightingSettings(strategy="histogram", alpha=alpha, combine=combine, cap=cap),
+                    vae_on_all=False,
                 )
                 print(row(f"{combine} {alpha} {cap}", weights))
 
@@ -100,7 +103,10 @@ def main() -> None:
         z = (x @ vt[:k].T).float()
         for combine in ("max", "geometric"):
             face_w, _ = training_weights(
-                z, torch.ones(len(z), dtype=torch.long), WeightingSettings(combine=combine), vae_on_all=True
+                z,
+                torch.ones(len(z), dtype=torch.long),
+                WeightingSettings(strategy="histogram", combine=combine),
+                vae_on_all=True,
             )
             weights = torch.ones(len(subgroup), dtype=torch.float64)
             weights[torch.from_numpy(faces)] = face_w

@@ -209,10 +209,12 @@ def main() -> None:
         test = dataset.test
         test_groups[testbed] = group_labels(test.attributes, dataset.group_columns, test.labels).to_numpy()
         for seed in args.seeds:
-            for i, strategy in enumerate(args.strategies):
+            for strategy in args.strategies:
                 key = fit_key(testbed, seed, strategy, f"{args.set}|{args.limit}")
                 if key not in done and not args.summary_only:
-                    record = run_one(testbed, seed, strategy, i == 0, dataset, base)
+                    # uniform and the oracle train once per testbed and seed, in whichever fit comes first
+                    first = not any(r["testbed"] == testbed and r["seed"] == seed for r in done.values())
+                    record = run_one(testbed, seed, strategy, first, dataset, base)
                     done[key] = dict(record, key=key, settings=args.set, limit=args.limit)
                     with args.results.open("a") as out:
                         out.write(json.dumps(done[key]) + "\n")

@@ -29,6 +29,7 @@ from debias.weighting import (
     needs_errors,
     needs_groups,
     training_weights,
+    unread_settings_problem,
     validate,
     weight_summary,
 )
@@ -66,6 +67,8 @@ def _fit_settings(config: dict, path: Path) -> tuple[WeightingSettings, bool]:
     if not isinstance(vae_on_all, bool):
         raise UserError(f"{path}: dataset.vae_on_all must be true or false, got {vae_on_all!r}")
     saved = dict((config.get("settings") or {}).get("weighting") or {})
+    # Runs written before there were strategies to choose from used the histograms, not today's default.
+    saved.setdefault("strategy", "histogram")
     if saved.get("strategy") == AUTO:
         # An auto fit's weights.csv comes from the strategy it chose.
         chosen = config.get("weighting_strategy") or (config.get("weighting_selection") or {}).get("chosen")
@@ -145,6 +148,9 @@ def recompute_weights(
     if overrides.get("cap") is not None and no_cap:
         raise UserError("pass either --cap or --no-cap, not both")
     changed = {k: v for k, v in overrides.items() if v is not None}
+    problem = unread_settings_problem([changed.get("strategy", fit_settings.strategy)], changed)
+    if problem:
+        raise UserError(problem)
     if no_cap:
         changed["cap"] = None
     settings = replace(fit_settings, **changed)

@@ -62,7 +62,7 @@ def test_bad_option_values(tmp_path, args, needles):
 
 def test_alpha_zero_is_valid():
     # the paper's uniform-over-latent-space limit; checked without training
-    validate(FitConfig(weighting=WeightingSettings(alpha=0.0)))
+    validate(FitConfig(weighting=WeightingSettings(strategy="histogram", alpha=0.0)))
 
 
 def test_cuda_requested_but_absent(tmp_path, monkeypatch):
@@ -135,7 +135,7 @@ def test_nan_loss_stops_with_the_epoch_and_keeps_the_last_good_checkpoint(tmp_pa
 
     monkeypatch.setattr(debias.fit.trainer, "train_one_epoch", nan_in_second_epoch)
     out = tmp_path / "run"
-    result = invoke("fit", *TINY, "--out", out)
+    result = invoke("fit", *TINY, "--weighting", "histogram", "--out", out)  # histogram: the DB-VAE trains alone
     assert_one_message(
         result,
         "the dbvae loss became nan in epoch 2 of 2",
@@ -192,6 +192,7 @@ def make_unfinished_run(folder, format_version=1):
         models=("dbvae",),
         device="cpu",
         vae_warmup_steps=0,
+        weighting=WeightingSettings(strategy="histogram"),
     ).to_dict()
     config = {"format_version": format_version, "debias_version": "9.9", "status": "running", "settings": settings}
     (folder / "config.json").write_text(json.dumps(config))
@@ -374,7 +375,7 @@ def test_the_largest_allowed_alpha_and_bins_keep_weights_finite():
     latents = torch.from_numpy(np.random.default_rng(0).normal(size=(300, 100)))
     labels = torch.arange(300) % 2
     for combine in ("product", "geometric", "max"):
-        settings = WeightingSettings(alpha=MAX_ALPHA, bins=MAX_BINS, combine=combine)
+        settings = WeightingSettings(strategy="histogram", alpha=MAX_ALPHA, bins=MAX_BINS, combine=combine)
         weights, _ = training_weights(latents, labels, settings, True)
         assert torch.isfinite(weights).all() and float(weights.max() / weights.min()) < 1.0002, combine
 
@@ -385,7 +386,7 @@ def test_the_label_mapping_is_printed_and_overwrite_clears_derived_files(tmp_pat
     result = invoke("fit", *TINY, "--workers", "0", "--data", manifest, "--groups", "male", "--out", out)
     assert result.exit_code == 0, result.output
     assert "labels: 'Smiling' -> 0, 'not smiling' -> 1 (the two `label` values in sorted order" in result.output
-    assert invoke("weights", out, "--alpha", "0.01").exit_code == 0
+    assert invoke("weights", out, "--weighting", "histogram", "--alpha", "0.01").exit_code == 0
     derived = sorted(p.name for p in out.glob("weights-*"))
     assert derived == ["weights-alpha0.01-bins10-max.csv", "weights-alpha0.01-bins10-max.json"]
 

@@ -37,7 +37,7 @@ CONTRACT = (
     "weights.csv config.json checkpoint.pt latents.npy predictions_test.csv predictions_valid.csv history.csv".split()
 )
 # --eval-batch-size 32 splits the 160 training images into 5 encoding batches: 3 for rank 0, 2 for rank 1.
-FIT_ARGS = "fit --data synthfaces --limit 160 --epochs 2 --batch-size 32 --latent-dim 8 --image-size 32 --eval-batch-size 32 --models uniform,dbvae,sampler --device cpu --quiet --vae-warmup-steps 0".split()
+FIT_ARGS = "fit --data synthfaces --limit 160 --epochs 2 --batch-size 32 --latent-dim 8 --image-size 32 --eval-batch-size 32 --models uniform,dbvae,sampler --device cpu --quiet --vae-warmup-steps 0 --weighting histogram".split()
 
 
 def _free_port() -> int:
@@ -75,12 +75,24 @@ def latent_case(n: int, dims: int, seed: int):
 
 # name -> (rows, dims, settings, vae_on_all, align): align > rows leaves rank 1 without rows.
 WEIGHT_CASES = {
-    "histogram-max-all": (203, 6, WeightingSettings(combine="max"), True, 1),
-    "histogram-geometric-positives-cap": (203, 6, WeightingSettings(combine="geometric", cap=2.0), False, 1),
-    "histogram-product-alpha0": (203, 6, WeightingSettings(combine="product", alpha=0.0, bins=7), True, 1),
-    "histogram-rank1-empty": (101, 6, WeightingSettings(combine="geometric"), False, 1000),
+    "histogram-max-all": (203, 6, WeightingSettings(strategy="histogram", combine="max"), True, 1),
+    "histogram-geometric-positives-cap": (
+        203,
+        6,
+        WeightingSettings(strategy="histogram", combine="geometric", cap=2.0),
+        False,
+        1,
+    ),
+    "histogram-product-alpha0": (
+        203,
+        6,
+        WeightingSettings(strategy="histogram", combine="product", alpha=0.0, bins=7),
+        True,
+        1,
+    ),
+    "histogram-rank1-empty": (101, 6, WeightingSettings(strategy="histogram", combine="geometric"), False, 1000),
     # 22,000 x 100 latents: several chunks per shard, and shard boundaries that are not chunk boundaries.
-    "histogram-large": (22_000, 100, WeightingSettings(combine="product"), True, 1),
+    "histogram-large": (22_000, 100, WeightingSettings(strategy="histogram", combine="product"), True, 1),
     "joint-positives": (203, 6, WeightingSettings(strategy="joint", joint_dims=2, joint_components=2), False, 1),
     "errors+latent": (203, 6, WeightingSettings(strategy="errors+latent"), True, 1),
 }
@@ -98,7 +110,10 @@ def tiny_dataset(n: int = 96, size: int = 32) -> Dataset:
 
 
 MODEL_CONFIG = FitConfig(
-    latent_dim=8, image_size=32, eval_batch_size=16, weighting=WeightingSettings(combine="geometric")
+    latent_dim=8,
+    image_size=32,
+    eval_batch_size=16,
+    weighting=WeightingSettings(strategy="histogram", combine="geometric"),
 )
 
 
@@ -268,6 +283,7 @@ def test_two_process_fit_draws_its_first_epoch_by_the_single_process_weights(dis
         image_size=32,
         eval_batch_size=32,
         vae_warmup_steps=0,
+        weighting=WeightingSettings(strategy="histogram"),
     )
     dataset = load_dataset("synthfaces", image_size=32, limit=160)
     torch.manual_seed(0)
@@ -296,7 +312,7 @@ def test_batch_size_must_split_over_the_processes():
 
 # ---------------------------------------------------------------- --compile
 
-TINY_COMPILE = "fit --data synthfaces --limit 64 --epochs 1 --batch-size 32 --latent-dim 8 --image-size 32 --models dbvae --device cpu --quiet --compile --vae-warmup-steps 0".split()
+TINY_COMPILE = "fit --data synthfaces --limit 64 --epochs 1 --batch-size 32 --latent-dim 8 --image-size 32 --models dbvae --device cpu --quiet --compile --vae-warmup-steps 0 --weighting histogram".split()
 
 
 @pytest.fixture

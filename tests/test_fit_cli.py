@@ -105,7 +105,8 @@ def test_checkpoint_loads_with_weights_only(run_dir):
 
 def test_models_can_be_skipped_for_speed(tmp_path):
     out = tmp_path / "r"
-    result = CliRunner().invoke(main, ["fit", *SYNTH, *TINY, "--models", "dbvae", "--out", str(out)])
+    args = ["fit", *SYNTH, *TINY, "--models", "dbvae", "--weighting", "histogram", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert set(pd.read_csv(out / "predictions_test.csv")["model"]) == {"dbvae"}
 

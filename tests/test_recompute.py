@@ -14,7 +14,7 @@ from debias.recompute import recompute_weights
 from debias.weighting import WeightingSettings, effective_sample_size, training_weights
 
 N, DIM = 120, 4
-FIT_SETTINGS = WeightingSettings(bins=7, alpha=0.05, combine="geometric")
+FIT_SETTINGS = WeightingSettings(strategy="histogram", bins=7, alpha=0.05, combine="geometric")
 
 
 def make_run(folder, vae_on_all=False, settings=FIT_SETTINGS):
@@ -112,6 +112,11 @@ def test_cap_limits_the_largest_weight(run):
         (["--bins", "1"], "bins must be >= 2"),
         (["--cap", "0.5"], "cap must be >= 1"),
         (["--cap", "2", "--no-cap"], "not both"),
+        (
+            ["--knn-k", "5"],
+            "the weighting here is histogram, which does not read --knn-k (read by joint, errors+joint)",
+        ),
+        (["--weighting", "errors", "--alpha", "0.1"], "does not read --alpha (read by histogram)"),
     ],
 )
 def test_bad_settings_give_one_message_and_write_nothing(run, args, fragment):

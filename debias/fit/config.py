@@ -10,7 +10,7 @@ from debias.errors import UserError
 from debias.fit.draws import MODELS
 from debias.fit.tensorboard import INSTALL_HINT
 from debias.settings import declared, problems, setting, value_at, value_problems
-from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_errors, needs_groups
+from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_errors, needs_groups, unread_settings_problem
 
 # Tried by `--weighting auto` unless --auto-strategies says otherwise, in this order: the
 # label-free strategies that reweight. `uniform` (no reweighting) can be added with
@@ -225,11 +225,13 @@ class FitConfig:
 _DEFAULTS = FitConfig()
 
 
-def validate(config: FitConfig, world_size: int = 1) -> None:
+def validate(config: FitConfig, world_size: int = 1, whole: bool = True) -> None:
     """Raise UserError for settings that cannot work, before any data is loaded; one message lists them all.
 
     Ranges and choices come from each field's declaration; the checks here involve several
     settings. `world_size`: the processes of a torchrun launch, among which the batch is split.
+    `whole=False` skips the checks against the strategy (a --resume command line: the strategy is
+    the run's, not the default's; the resumed settings are validated whole).
     """
     found = problems(config)
     if (
@@ -242,25 +244,8 @@ def validate(config: FitConfig, world_size: int = 1) -> None:
             f"multiple of {world_size} with at least 2 per process (batch norm); use e.g. "
             f"--batch-size {max(2, -(-config.batch_size // world_size)) * world_size}"
         )
-    if config.weighting.strategy != AUTO:
-        for item in declared(FitConfig):
-            if item.name.startswith("auto_") or item.name == "val_groups":
-                if value_at(config, item.path) != value_at(_DEFAULTS, item.path):
-                    found.append(
-                        f"{item.setting.flag} only applies to --weighting auto (it chooses the strategy); "
-                        "drop it or add --weighting auto"
-                    )
-    errors_epoch = config.weighting.errors_epoch
-    if (
-        config.uses_errors
-        and isinstance(errors_epoch, int)
-        and isinstance(config.epochs, int)
-        and errors_epoch > config.epochs
-    ):
-        found.append(
-            f"--errors-epoch {errors_epoch} is after the last epoch ({config.epochs}) of the uniform baseline whose "
-            "errors it reads; lower it or raise --epochs"
-        )
+    if whole:
+        found += _strategy_problems(config)
     if config.tensorboard is not None and importlib.util.find_spec("tensorboard") is None:
         found.append(f"--tensorboard needs the tensorboard package: {INSTALL_HINT}")
     if not isinstance(config.data_options, dict):
@@ -271,3 +256,35 @@ def validate(config: FitConfig, world_size: int = 1) -> None:
                 found += value_problems(item, config.data_options[item.name])
     if found:
         raise UserError("; ".join(found))
+
+
+def _strategy_problems(config: FitConfig) -> list[str]:
+    """Settings that do not fit the chosen strategy: auto's options without auto, options it does not read."""
+    found = []
+    if config.weighting.strategy != AUTO:
+        for item in declared(FitConfig):
+            if item.name.startswith("auto_") or item.name == "val_groups":
+                if value_at(config, item.path) != value_at(_DEFAULTS, item.path):
+                    found.append(
+                        f"{item.setting.flag} only applies to --weighting auto (it chooses the strategy); "
+                        "drop it or add --weighting auto"
+                    )
+    # A weighting setting the strategy does not read would be ignored without a word.
+    strategies = config.candidates if config.weighting.strategy == AUTO else (config.weighting.strategy,)
+    weighting, defaults = config.weighting, _DEFAULTS.weighting
+    changed = [f.name for f in fields(WeightingSettings) if getattr(weighting, f.name) != getattr(defaults, f.name)]
+    unread = unread_settings_problem(strategies, changed)
+    if unread:
+        found.append(unread)
+    errors_epoch = weighting.errors_epoch
+    if (
+        config.uses_errors
+        and isinstance(errors_epoch, int)
+        and isinstance(config.epochs, int)
+        and errors_epoch > config.epochs
+    ):
+        found.append(
+            f"--errors-epoch {errors_epoch} is after the last epoch ({config.epochs}) of the uniform baseline whose "
+            "errors it reads; lower it or raise --epochs"
+        )
+    return found

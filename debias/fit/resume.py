@@ -148,7 +148,7 @@ def _read_resumable(run_dir: Path, given: FitConfig | None, explicit: set[str], 
     if not run_dir.is_dir():
         raise UserError(f"--resume {run_dir} is a file; pass the run folder of an interrupted `debias fit`")
     if given is not None:
-        validate(given, ctx.world_size)
+        validate(given, ctx.world_size, whole=False)
     has_checkpoint = (run_dir / CHECKPOINT).is_file()
     if not has_checkpoint and not (run_dir / CONFIG).is_file():
         raise UserError(

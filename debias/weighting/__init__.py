@@ -22,13 +22,13 @@ also in face detection, since balancing classes is their point.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
-from debias.settings import problems
+from debias.settings import declared, problems
 from debias.weighting.combined import errors_joint_log_weights, errors_latent_log_weights
 from debias.weighting.errors import classifier_errors, jtt_log_weights
 from debias.weighting.histogram import COMBINATIONS, histogram_log_weights
@@ -98,6 +98,7 @@ class Strategy:
     needs_errors     it reads the early classifier's errors (WeightingInputs.errors)
     needs_groups     it reads the true group of every row (WeightingInputs.groups): not label-free
     scores_every_row it balances labels, so it scores negatives too in face detection
+    reads            the WeightingSettings fields it reads, besides `strategy` and `cap` (every one's)
     """
 
     name: str
@@ -106,6 +107,7 @@ class Strategy:
     description: str
     needs_groups: bool = False
     scores_every_row: bool = False
+    reads: tuple[str, ...] = ()
 
     def __call__(self, inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
         """Unnormalized log-weights of the rows in `inputs`; ValueError when an input it needs is missing."""
@@ -125,15 +127,49 @@ STRATEGIES: dict[str, Strategy] = {}
 
 
 def register_strategy(
-    name: str, needs_errors: bool, description: str, needs_groups: bool = False, scores_every_row: bool = False
+    name: str,
+    needs_errors: bool,
+    description: str,
+    needs_groups: bool = False,
+    scores_every_row: bool = False,
+    reads: tuple[str, ...] = (),
 ):
     """Decorator: make `log_weights(inputs, settings)` available as `--weighting name`."""
 
     def wrap(func):
-        STRATEGIES[name] = Strategy(name, func, needs_errors, description, needs_groups, scores_every_row)
+        STRATEGIES[name] = Strategy(name, func, needs_errors, description, needs_groups, scores_every_row, reads)
         return func
 
     return wrap
+
+
+HISTOGRAM_SETTINGS = ("bins", "alpha", "combine")
+JOINT_SETTINGS = ("joint_method", "joint_dims", "joint_components", "knn_k", "joint_alpha")
+ERRORS_SETTINGS = ("errors_upweight", "errors_epoch")
+
+
+def unread_settings(strategies: Iterable[str], names: Iterable[str]) -> list[str]:
+    """The WeightingSettings fields among `names` that none of `strategies` reads (unknown strategies read none)."""
+    read = {"strategy", "cap"}.union(*(STRATEGIES[s].reads for s in strategies if s in STRATEGIES))
+    return [name for name in names if name not in read]
+
+
+def unread_settings_problem(strategies: Iterable[str], names: Iterable[str]) -> str | None:
+    """One sentence refusing the settings among `names` that none of `strategies` reads (None when all are read)."""
+    strategies = list(strategies)
+    unread = unread_settings(strategies, names)
+    if not unread:
+        return None
+    flags = {item.name: item.setting.flag for item in declared(WeightingSettings)}
+    parts = []
+    for name in unread:
+        readers = [s.name for s in STRATEGIES.values() if name in s.reads]
+        parts.append(f"{flags[name]} (read by {', '.join(readers)})")
+    given = " and ".join(strategies) if len(strategies) < 3 else ", ".join(strategies)
+    return (
+        f"the weighting here is {given}, which does not read {', '.join(parts)}: "
+        f"pick a strategy that reads it with --weighting, or drop {' '.join(flags[n] for n in unread)}"
+    )
 
 
 def _joint_options(settings: WeightingSettings) -> dict:
@@ -146,29 +182,48 @@ def _joint_options(settings: WeightingSettings) -> dict:
     )
 
 
-@register_strategy("histogram", False, "the paper's per-dimension histograms of the latent means")
+@register_strategy(
+    "histogram", False, "the paper's per-dimension histograms of the latent means", reads=HISTOGRAM_SETTINGS
+)
 def _histogram(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
     return histogram_log_weights(inputs.latents, bins=settings.bins, alpha=settings.alpha, combine=settings.combine)
 
 
-@register_strategy("joint", False, "per-class joint density of the latent means on their top principal directions")
+@register_strategy(
+    "joint",
+    False,
+    "per-class joint density of the latent means on their top principal directions",
+    reads=JOINT_SETTINGS,
+)
 def _joint(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
     return joint_log_weights(inputs.latents, inputs.labels, **_joint_options(settings))
 
 
-@register_strategy("errors", True, "Just Train Twice: upweight the early uniform classifier's training errors")
+@register_strategy(
+    "errors", True, "Just Train Twice: upweight the early uniform classifier's training errors", reads=ERRORS_SETTINGS
+)
 def _errors(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
     return jtt_log_weights(inputs.errors, settings.errors_upweight)
 
 
-@register_strategy("errors+joint", True, "errors times the per-class joint latent density")
+@register_strategy(
+    "errors+joint",
+    True,
+    "errors times the per-class joint latent density",
+    reads=ERRORS_SETTINGS + JOINT_SETTINGS,
+)
 def _errors_joint(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
     return errors_joint_log_weights(
         inputs.latents, inputs.labels, inputs.errors, settings.errors_upweight, **_joint_options(settings)
     )
 
 
-@register_strategy("errors+latent", True, "errors smoothed along the latent directions that predict them")
+@register_strategy(
+    "errors+latent",
+    True,
+    "errors smoothed along the latent directions that predict them",
+    reads=ERRORS_SETTINGS,
+)
 def _errors_latent(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
     return errors_latent_log_weights(inputs.latents, inputs.labels, inputs.errors, settings.errors_upweight)
 
@@ -296,6 +351,8 @@ __all__ = [
     "register_strategy",
     "scored_rows",
     "training_weights",
+    "unread_settings",
+    "unread_settings_problem",
     "validate",
     "weight_summary",
     "weights_from_scores",

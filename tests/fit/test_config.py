@@ -86,12 +86,28 @@ def test_data_options_on_resume():
         ({"data_options": {"limit": 0}}, "--limit must be >= 1, got 0"),
         ({"weighting": WeightingSettings(bins=1)}, "--bins must be >= 2"),
         ({"auto_epochs": 3}, "--auto-epochs only applies to --weighting auto"),
+        (
+            {"weighting": WeightingSettings(alpha=0.01)},
+            "the weighting here is errors+latent, which does not read --alpha (read by histogram): pick a strategy "
+            "that reads it with --weighting, or drop --alpha",
+        ),
+        (
+            {"weighting": WeightingSettings(strategy="joint", errors_upweight=5)},
+            "does not read --errors-upweight (read by errors, errors+joint, errors+latent)",
+        ),
     ],
 )
 def test_validate_names_the_flag_and_the_value(changes, message):
     with pytest.raises(UserError, match=None) as caught:
         validate(FitConfig(**changes))
     assert message in str(caught.value)
+
+
+def test_settings_read_by_some_candidate_of_auto_are_accepted():
+    validate(FitConfig(weighting=WeightingSettings(strategy="auto", alpha=0.01, knn_k=5)))
+    validate(FitConfig(weighting=WeightingSettings(strategy="histogram", alpha=0.01, cap=4)))
+    with pytest.raises(UserError, match="does not read --alpha"):
+        validate(FitConfig(weighting=WeightingSettings(strategy="auto", alpha=0.01), auto_strategies=("errors",)))
 
 
 def test_validate_lists_every_problem_in_one_message():

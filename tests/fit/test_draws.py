@@ -36,7 +36,14 @@ def dataset(n=40, groups=None):
     return Dataset("tiny", split("train"), split("valid"), split("test"), ["g"], vae_on_all=True, target="y")
 
 
-CONFIG = FitConfig(batch_size=8, image_size=16, latent_dim=4, eval_batch_size=16, seed=3)
+CONFIG = FitConfig(
+    batch_size=8,
+    image_size=16,
+    latent_dim=4,
+    eval_batch_size=16,
+    seed=3,
+    weighting=WeightingSettings(strategy="histogram"),
+)
 
 
 def drawn_rows(draw, epoch=1):
@@ -104,7 +111,15 @@ def test_models_are_named_once_in_training_order():
 
 def test_the_dbvae_warms_up_on_uniform_draws_for_whole_epochs_of_at_least_the_given_steps():
     data = dataset()  # 40 rows, batch 8: 5 steps per epoch
-    config = FitConfig(batch_size=8, image_size=16, latent_dim=4, eval_batch_size=16, epochs=2, vae_warmup_steps=6)
+    config = FitConfig(
+        batch_size=8,
+        image_size=16,
+        latent_dim=4,
+        eval_batch_size=16,
+        epochs=2,
+        vae_warmup_steps=6,
+        weighting=WeightingSettings(strategy="histogram"),
+    )
     draw = DensityDraw("dbvae", data, config, CPU, SINGLE)
     Trainer(draw)
     assert draw.steps_per_epoch == 5 and draw.warmup_epochs == 2 and draw.epochs == 4
@@ -122,7 +137,14 @@ def test_a_candidate_run_leaves_the_warmed_up_dbvae_and_its_optimizer_untouched(
 
     data = dataset()
     config = FitConfig(
-        batch_size=8, image_size=16, latent_dim=4, eval_batch_size=16, epochs=2, vae_warmup_steps=5, auto_epochs=1
+        batch_size=8,
+        image_size=16,
+        latent_dim=4,
+        eval_batch_size=16,
+        epochs=2,
+        vae_warmup_steps=5,
+        auto_epochs=1,
+        weighting=WeightingSettings(strategy="histogram"),
     )
     warmed = Trainer(DensityDraw("dbvae", data, config, CPU, SINGLE))
     warmed.train(False, last_epoch=warmed.draw.warmup_epochs)

@@ -89,16 +89,18 @@ ESS_FLOOR = 0.3
 def test_default_combination_keeps_ess_above_floor_and_product_does_not():
     mu = _realistic_latents()
     labels = torch.ones(len(mu), dtype=torch.long)
-    weights, _ = training_weights(mu, labels, WeightingSettings(), vae_on_all=True)
+    weights, _ = training_weights(mu, labels, WeightingSettings(strategy="histogram"), vae_on_all=True)
     assert effective_sample_size(weights) > ESS_FLOOR
-    product, _ = training_weights(mu, labels, WeightingSettings(combine="product", alpha=0.001), vae_on_all=True)
+    product, _ = training_weights(
+        mu, labels, WeightingSettings(strategy="histogram", combine="product", alpha=0.001), vae_on_all=True
+    )
     # the paper's raw product at 100 dimensions concentrates weight on a few samples
     assert effective_sample_size(product) < 0.05
 
 
 def test_rarer_latent_values_get_larger_weights():
     mu = _realistic_latents()
-    weights, _ = training_weights(mu, torch.ones(len(mu)), WeightingSettings(), vae_on_all=True)
+    weights, _ = training_weights(mu, torch.ones(len(mu)), WeightingSettings(strategy="histogram"), vae_on_all=True)
     rare = weights[: len(mu) // 50].mean()
     common = weights[len(mu) // 50 :].mean()
     assert rare > 1.5 * common
@@ -107,7 +109,12 @@ def test_rarer_latent_values_get_larger_weights():
 def test_large_alpha_gives_near_uniform_weights():
     mu = _realistic_latents()
     for combine in ("product", "geometric", "max"):
-        w, _ = training_weights(mu, torch.ones(len(mu)), WeightingSettings(alpha=1e6, combine=combine), vae_on_all=True)
+        w, _ = training_weights(
+            mu,
+            torch.ones(len(mu)),
+            WeightingSettings(strategy="histogram", alpha=1e6, combine=combine),
+            vae_on_all=True,
+        )
         assert max_min_ratio(w) < 1.001
         assert effective_sample_size(w) > 0.9999
 
@@ -149,7 +156,7 @@ def test_effective_sample_size_and_max_min_ratio_by_hand():
 def test_detection_mode_scores_positives_only_and_keeps_class_balance():
     mu = _realistic_latents(n=1000)
     labels = torch.tensor([1] * 600 + [0] * 400)
-    weights, score = training_weights(mu, labels, WeightingSettings(), vae_on_all=False)
+    weights, score = training_weights(mu, labels, WeightingSettings(strategy="histogram"), vae_on_all=False)
     assert torch.all(weights[600:] == 1.0)
     assert weights[:600].mean().item() == pytest.approx(1.0)
     assert torch.isnan(score[600:]).all() and torch.isfinite(score[:600]).all()
@@ -159,13 +166,13 @@ def test_invalid_settings_are_rejected():
     mu = _realistic_latents(n=100, d=4)
     ones = torch.ones(100)
     for bad in [
-        WeightingSettings(bins=1),
-        WeightingSettings(alpha=-0.1),
-        WeightingSettings(combine="sum"),
-        WeightingSettings(cap=0.5),
+        WeightingSettings(strategy="histogram", bins=1),
+        WeightingSettings(strategy="histogram", alpha=-0.1),
+        WeightingSettings(strategy="histogram", combine="sum"),
+        WeightingSettings(strategy="histogram", cap=0.5),
     ]:
         with pytest.raises(ValueError):
             training_weights(mu, ones, bad, vae_on_all=True)
     # alpha = 0 is valid: the paper's uniform-over-latent-space limit
-    w, _ = training_weights(mu, ones, WeightingSettings(alpha=0.0), vae_on_all=True)
+    w, _ = training_weights(mu, ones, WeightingSettings(strategy="histogram", alpha=0.0), vae_on_all=True)
     assert torch.isfinite(w).all()
