@@ -44,7 +44,9 @@ class FitConfig:
         "Dataset: synthfaces, celeba, a manifest .csv or a class-folder directory (see `debias datasets`).",
     )
     data_options: dict = field(default_factory=dict)
-    epochs: int = setting(4, "--epochs", "Passes over the training split, for every model.", low=1)
+    epochs: int = setting(
+        4, "--epochs", "Passes over the training split after the DB-VAE's warm-up, for every model.", low=1
+    )
     batch_size: int = setting(
         128,
         "--batch-size",
@@ -69,7 +71,8 @@ class FitConfig:
         300,
         "--vae-warmup-steps",
         "DB-VAE: training steps with uniform draws before its "
-        "own weights are used, rounded up to whole epochs (added to --epochs).",
+        "own weights are used, rounded up to whole epochs; every model trains them on top of --epochs, so all "
+        "have the same budget.",
         low=0,
     )
     image_size: int = setting(

@@ -39,6 +39,17 @@ if TYPE_CHECKING:
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
 
+def steps_per_epoch(rows: int, batch_size: int, world_size: int) -> int:
+    """Optimizer steps of one epoch over `rows` training rows: a rank's share, padded as rank_share pads it."""
+    rank_rows = -(-rows // world_size)
+    return -(-rank_rows // (batch_size // world_size))
+
+
+def warmup_epochs(rows: int, config: FitConfig, world_size: int = 1) -> int:
+    """The DB-VAE's epochs of uniform draws: config.vae_warmup_steps rounded up to whole epochs."""
+    return -(-config.vae_warmup_steps // steps_per_epoch(rows, config.batch_size, world_size))
+
+
 class Draw:
     """The rows one model trains on each epoch. Subclasses say how; `trains_dbvae` says which network."""
 
@@ -57,13 +68,13 @@ class Draw:
     @property
     def steps_per_epoch(self) -> int:
         """Optimizer steps of one epoch (a rank's share of the rows, padded as rank_share pads it)."""
-        rows = -(-len(self.dataset.train) // self.ctx.world_size)
-        return -(-rows // self.batch_size)
+        return steps_per_epoch(len(self.dataset.train), self.config.batch_size, self.ctx.world_size)
 
     @property
     def epochs(self) -> int:
-        """Epochs this model trains: config.epochs (the DB-VAE adds its warm-up)."""
-        return self.config.epochs
+        """Epochs this model trains: the DB-VAE's warm-up epochs, then config.epochs; the same for every model,
+        so no model beats another by a larger budget."""
+        return warmup_epochs(len(self.dataset.train), self.config, self.ctx.world_size) + self.config.epochs
 
     def indices(self, epoch: int, generator: torch.Generator, row: dict) -> torch.Tensor:
         """This epoch's rows of the training split (all ranks together); may add weight statistics to `row`."""
@@ -140,14 +151,10 @@ class DensityDraw(Draw):
         """Epochs of uniform draws before the weights are used: vae_warmup_steps rounded up to whole epochs.
 
         Weights from an encoder that has not learned yet are noise; a step count (not epochs) makes
-        the warm-up as long on a 3,000-image dataset as on a 20,000-image one.
+        the warm-up as long on a 3,000-image dataset as on a 20,000-image one. Every model trains
+        these epochs too (Draw.epochs): a DB-VAE given more epochs than the baseline would beat it by budget.
         """
-        return -(-self.config.vae_warmup_steps // self.steps_per_epoch)
-
-    @property
-    def epochs(self) -> int:
-        """The warm-up epochs, then config.epochs weighted ones."""
-        return self.warmup_epochs + self.config.epochs
+        return warmup_epochs(len(self.dataset.train), self.config, self.ctx.world_size)
 
     def refresh(self, keep_latents: bool = True) -> dict[str, float]:
         """Weights from the latents of the current model on the whole training split; their weight_summary.

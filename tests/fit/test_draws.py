@@ -132,6 +132,14 @@ def test_the_dbvae_warms_up_on_uniform_draws_for_whole_epochs_of_at_least_the_gi
     assert no_warmup.warmup_epochs == 0 and no_warmup.epochs == 2
 
 
+def test_every_model_trains_the_dbvaes_warm_up_too_so_budgets_match():
+    # A DB-VAE with more epochs than the uniform baseline would beat it by budget, not by its weights.
+    data = dataset(groups=["a", "b"] * 20)
+    config = FitConfig(batch_size=8, image_size=16, latent_dim=4, epochs=2, vae_warmup_steps=6)
+    draws = [UniformDraw, DensityDraw, GroupBalancedDraw, FileDraw]
+    assert [draw("dbvae", data, config, CPU, SINGLE).epochs for draw in draws] == [4, 4, 4, 4]
+
+
 def test_a_candidate_run_leaves_the_warmed_up_dbvae_and_its_optimizer_untouched():
     from debias.fit.auto import train_candidate
 
