@@ -124,14 +124,17 @@ def is_collapsed(stats: dict) -> bool:
     return bool(stats["reconstruction_ratio"] >= COLLAPSED_RATIO or stats["kl_nats"] < COLLAPSED_NATS)
 
 
-def advice(stats: dict, beta: float, epochs: int, warmup_steps: int) -> str | None:
-    """What to try when the VAE collapsed (None when it did not); the warning itself states the numbers."""
+def advice(stats: dict, beta: float, epochs: int, warmup_steps: int, reads_latents: bool = True) -> str | None:
+    """What to try when the VAE collapsed (None when it did not); the warning itself states the numbers.
+
+    `reads_latents`: whether the fit's weighting reads the latents (else weights.csv does not suffer from it).
+    """
     if not is_collapsed(stats):
         return None
-    return (
-        f"Try a lower --beta (now {beta:g}), a longer --vae-warmup-steps (now {warmup_steps}) or more --epochs "
-        f"(now {epochs}), or a weighting that does not read the latents (--weighting errors)."
-    )
+    tip = f"Try a lower --beta (now {beta:g}), a longer --vae-warmup-steps (now {warmup_steps}) or more --epochs (now {epochs})"
+    if reads_latents:
+        return f"{tip}, or a weighting that does not read the latents (--weighting errors)."
+    return f"{tip}. This fit's weighting does not read the latents, so weights.csv does not depend on them."
 
 
 def latent_health(

@@ -4,9 +4,9 @@
 2. run folder      config.json with "status": "running"
 3. models          one Trainer per model, restored from checkpoint.pt when resuming
 4. uniform         the baseline; its early predictions are the errors some strategies upweight
-5. warm-up         the DB-VAE's first epochs, on uniform draws (--vae-warmup-steps)
+5. warm-up         the DB-VAE's first epochs, on uniform draws (--vae-warmup-steps; every model trains as many)
 6. strategy        `--weighting auto` measures its candidates from the warmed-up DB-VAE (debias.fit.auto)
-7. dbvae           the DB-VAE's weighted epochs, drawing by the weights of its own latents
+7. dbvae           the DB-VAE's remaining epochs, drawing by the strategy's weights
 8. weights         weights.csv, latents.npy (and early_probs.npy) from the final DB-VAE
 9. sampler, oracle the plain loop over weights.csv, and the group-balanced classifier
 10. evaluation     predictions of every model on the validation and test splits
@@ -66,7 +66,7 @@ from debias.run_dir import (
     prepare_run_dir,
 )
 from debias.weight_files import write_weights
-from debias.weighting import AUTO, WeightingSettings, needs_groups
+from debias.weighting import AUTO, LATENT_STRATEGIES, WeightingSettings, needs_groups
 from debias.weighting.errors import early_error_rates
 
 
@@ -357,7 +357,10 @@ class Fit:
             self.device,
             dbvae.amp,
         )
-        health["advice"] = advice(health, self.config.beta, self.config.epochs, self.config.vae_warmup_steps)
+        reads_latents = dbvae.draw.weighting.strategy in LATENT_STRATEGIES
+        health["advice"] = advice(
+            health, self.config.beta, self.config.epochs, self.config.vae_warmup_steps, reads_latents
+        )
         train = self.dataset.train
         weights = self.trainers["dbvae"].draw.weights.cpu().numpy()
         summary.update(

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Strategies whose weights read the DB-VAE's latent means.
-LATENT_STRATEGIES = {"histogram", "joint", "errors+joint", "errors+latent"}
+from debias.weighting import LATENT_STRATEGIES
+
 # Strategies that read the true group labels (config.json also says so: "uses_group_labels").
 GROUP_LABEL_STRATEGIES = {"groups", "balanced-groups"}
 

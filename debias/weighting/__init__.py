@@ -265,6 +265,10 @@ def needs_errors(strategy: str) -> bool:
     return strategy in STRATEGIES and STRATEGIES[strategy].needs_errors
 
 
+# Strategies whose weights read the DB-VAE's latent means; errors and the label-based baselines do not.
+LATENT_STRATEGIES = frozenset({"histogram", "joint", "errors+joint", "errors+latent"})
+
+
 def needs_groups(strategy: str) -> bool:
     """Whether `strategy` reads the true group labels of the training rows (False for unknown names and auto)."""
     return strategy in STRATEGIES and STRATEGIES[strategy].needs_groups

@@ -94,6 +94,9 @@ def test_collapse_thresholds(nats, ratio, collapsed):
     assert (text is not None) is collapsed
     if collapsed:
         assert text.startswith("Try a lower --beta (now 0.01), a longer --vae-warmup-steps (now 300)")
+        assert text.endswith("(--weighting errors).")
+        text = advice(stats, beta=0.01, epochs=4, warmup_steps=300, reads_latents=False)
+        assert "--weighting errors" not in text and text.endswith("weights.csv does not depend on them.")
 
 
 def test_a_fit_records_latent_health_per_epoch_and_at_the_end(tmp_path):
