@@ -33,7 +33,8 @@ def fit(*args):
 
 def test_a_runs_config_json_repeats_its_settings_with_the_new_seed(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
-    result = fit(*TINY, "--weighting", "histogram", "--alpha", "0.05", "--models", "uniform", "--device", "cpu", "--quiet", "--out", first)
+    histogram = ["--weighting", "histogram", "--alpha", "0.05"]
+    result = fit(*TINY, *histogram, "--models", "uniform", "--device", "cpu", "--quiet", "--out", first)
     assert result.exit_code == 0, result.output
     result = fit("--config", first / "config.json", "--seed", "1", "--quiet", "--out", second)
     assert result.exit_code == 0, result.output
