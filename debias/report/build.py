@@ -114,6 +114,13 @@ def _figures(
     return figures
 
 
+def _epochs_trained(run: Run) -> dict[str, int]:
+    """model -> epochs it trained, from history.csv (the VAE's warm-up epochs included); {} without it."""
+    if run.history is None or "epoch" not in run.history:
+        return {}
+    return {str(model): int(n) for model, n in run.history.groupby("model")["epoch"].max().items()}
+
+
 def _flatten(settings: dict, prefix: str = "") -> list[tuple[str, str]]:
     rows = []
     for key, value in settings.items():
@@ -183,6 +190,7 @@ def build_report(
         "latent_health": run.config.get("latent_health"),
         "settings": run.settings,
         "dataset": run.config.get("dataset"),
+        "epochs_trained": _epochs_trained(run),
         "intervals": {
             "level": CI_LEVEL,
             "method": INTERVAL_METHOD,

@@ -150,6 +150,15 @@ def test_real_run_report_has_every_section(tiny_run, tiny_report):
     assert html.count("data:image/png;base64,") >= 3 + 2 * 16 + 6
 
 
+def test_report_says_how_long_each_model_trained_and_that_it_trained_once(tiny_run, tiny_report):
+    report = json.loads(tiny_report.with_suffix(".json").read_text())
+    html = tiny_report.read_text()
+    # 8 warm-up steps of 4 per epoch (120 images, batch 32) add 2 epochs to --epochs 2, for every model
+    assert report["epochs_trained"] == {"dbvae": 4, "oracle": 4, "sampler": 4, "uniform": 4}
+    assert "<td>epochs per model</td>" in html and "dbvae 4, oracle 4, sampler 4, uniform 4" in html
+    assert "Each model trained once" in html
+
+
 def test_out_names_the_file_and_its_json(tmp_path):
     assert report_paths("runs/r", None) == (Path("runs/r/report.html"), Path("runs/r/report.json"))
     elsewhere = tmp_path / "elsewhere"
