@@ -170,6 +170,9 @@ def summarize(records: list[dict], test_groups: dict[str, np.ndarray]) -> None:
             recovers = (wg.mean() - u_wg) / (o_wg - u_wg) if o_wg - u_wg > 1e-9 else float("nan")
             cells = pd.DataFrame(list(part["cells"])).mean().round(2).to_dict() if part["cells"].map(bool).any() else {}
             label = row if row != "auto" else f"auto ({','.join(map(str, part['chosen']))})"
+            if len(label) > 14:  # auto's choices get a line of their own
+                print(label)
+                label = ""
             print(
                 f"{label:<15}{model:<8}{100 * acc.mean():6.1f} +-{100 * acc.std(ddof=0):4.1f}"
                 f"{100 * wg.mean():7.1f} +-{100 * wg.std(ddof=0):4.1f}"

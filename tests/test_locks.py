@@ -30,7 +30,7 @@ CONTRACT = {
     "predictions_test.csv",
     "predictions_valid.csv",
     "history.csv",
-    "early_probs.npy",  # the default weighting (errors+latent) reads the early classifier's errors
+    "early_probs.npy",  # the default weighting (errors) reads the early classifier's errors
 }
 # Runs `debias ARGS...` with its first training epoch held until the file GATE exists; touches STARTED then.
 PAUSED_FIT = """

@@ -88,7 +88,7 @@ def test_data_options_on_resume():
         ({"auto_epochs": 3}, "--auto-epochs only applies to --weighting auto"),
         (
             {"weighting": WeightingSettings(alpha=0.01)},
-            "the weighting here is errors+latent, which does not read --alpha (read by histogram): pick a strategy "
+            "the weighting here is errors, which does not read --alpha (read by histogram): pick a strategy "
             "that reads it with --weighting, or drop --alpha",
         ),
         (

@@ -23,7 +23,7 @@ def tiny_run(tmp_path_factory):
         image_size=32,
         device="cpu",
         vae_warmup_steps=8,  # two epochs of warm-up: the report shows that phase, at test speed
-        # The report tests read latent-density weights (thumbnails, histogram captions); errors+latent on a
+        # The report tests read latent-density weights (thumbnails, histogram captions); the default errors on a
         # 2-epoch toy fit can leave every weight at 1. tests/report/test_strategy.py covers every strategy's text.
         weighting=WeightingSettings(strategy="histogram"),
     )
