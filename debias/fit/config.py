@@ -86,6 +86,12 @@ class FitConfig:
     width: int = setting(
         16, "--width", "Channels of the first convolution; each of the four stages doubles them.", low=1
     )
+    augment: bool = setting(
+        True,
+        "--augment/--no-augment",
+        "Train every model on copies of its images flipped left-right at random and shifted by up to 4 "
+        "pixels (resampling repeats rare images; without this the models memorise them).",
+    )
     weighting: WeightingSettings = field(default_factory=WeightingSettings)
     seed: int = setting(0, "--seed", "Seed of the models' initialisation and of every epoch's draw.", low=0)
     device: str = setting(

@@ -11,14 +11,17 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from debias.fit.draws import Draw
+from debias.augment import augmented
+from debias.fit.draws import MODELS, Draw
 from debias.fit.errors import CompileFailed, NonFiniteLoss, is_compile_error
 from debias.fit.evaluation import evaluate
 from debias.fit.health import EPOCH_ROWS, latent_health, mean_image, vae_rows
 from debias.models import DBVAE, Classifier, DBVAELoss, classifier_loss
+from debias.sampling import epoch_generator
 from debias.train import train_one_epoch
 
 EPOCH_VALIDATION_ROWS = 2048
+AUGMENT_STREAM = 50
 
 
 def cosine_learning_rate(base: float, epoch: int, epochs: int) -> float:
@@ -129,7 +132,12 @@ class Trainer:
         row["learning_rate"] = cosine_learning_rate(config.learning_rate, epoch, self.draw.epochs)
         for group in self.optimizer.param_groups:
             group["lr"] = row["learning_rate"]
-        terms = self._train_epoch(self.draw.batches(epoch, row), bar)
+        batches = self.draw.batches(epoch, row)
+        if config.augment:
+            # A stream per model and rank, apart from the draws' (0 .. len(MODELS) - 1).
+            stream = AUGMENT_STREAM + len(MODELS) * self.ctx.rank + self.draw.stream
+            batches = augmented(batches, epoch_generator(config.seed, epoch, stream=stream))
+        terms = self._train_epoch(batches, bar)
         if not np.isfinite(terms["total"]):
             raise NonFiniteLoss(f"the {self.name} loss became {terms['total']} in epoch {epoch} of {self.draw.epochs}")
         self.ctx.broadcast_buffers(self.model)
