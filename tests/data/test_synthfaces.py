@@ -149,7 +149,7 @@ def test_loader_returns_a_dataset_with_labels_ids_and_groups():
     dataset = load_synthfaces(n_train=64, n_valid=32, n_test=32, image_size=16, seed=2)
     assert dataset.name == "synthfaces"
     assert dataset.target == "face" and dataset.group_columns == ["subgroup"] and dataset.vae_on_all is False
-    assert dataset.info["n_train"] == 64 and dataset.info["rare_rate"] == 0.01
+    assert dataset.info["n_train"] == 64 and dataset.info["rare_rate"] == 0.005
     for name in ("train", "valid", "test"):
         split = dataset.split(name)
         np.testing.assert_array_equal(split.labels, split.attributes["face"].to_numpy())
@@ -252,13 +252,17 @@ def _digest(dataset) -> str:
 # a change here means every published number on synthfaces is about different data. If a new numpy
 # changes a transcendental's last bit and a pixel's rounding with it, say so in the commit that
 # updates the digest.
+# The default draw changed once on purpose: rare_rate 0.01 -> 0.005 (the oracle's lift rule, BENCHMARKS.md
+# "The testbeds"); the 0.01 entry is the digest recorded before, so everything but the rare rate is unchanged.
 GOLDEN = {
-    None: "3988419363ca40d7773104c332fa092e79918e62889c7e0425243b9e47d7869e",
-    "hat": "32fd15b09d25f8a37ea5381bd8f5ae8ee07a5c3691896fb3934ff9319b24dd8d",
+    "defaults": ({}, "7cdccf5a23055736f1b84950ae98fabfef370ba873894489d3c7864c9607c0c5"),
+    "rare_rate=0.01": ({"rare_rate": 0.01}, "3988419363ca40d7773104c332fa092e79918e62889c7e0425243b9e47d7869e"),
+    "spurious=hat": ({"spurious": "hat"}, "32fd15b09d25f8a37ea5381bd8f5ae8ee07a5c3691896fb3934ff9319b24dd8d"),
 }
 
 
-@pytest.mark.parametrize("spurious", list(GOLDEN))
-def test_generated_bytes_match_the_recorded_digest(spurious):
-    dataset = load_synthfaces(n_train=300, n_valid=100, n_test=100, seed=3, spurious=spurious)
-    assert _digest(dataset) == GOLDEN[spurious]
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_generated_bytes_match_the_recorded_digest(name):
+    options, digest = GOLDEN[name]
+    dataset = load_synthfaces(n_train=300, n_valid=100, n_test=100, seed=3, **options)
+    assert _digest(dataset) == digest

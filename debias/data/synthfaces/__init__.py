@@ -14,7 +14,7 @@ background vary. Each face has at most one rare attribute, which defines its sub
     hat      a crown and a brim over the top of the head
 
 The training split under-represents the three rare subgroups (`rare_rate` of the faces each,
-1% by default), as face datasets under-represent dark skin. The non-faces are *not* biased that
+0.5% by default, 50 of 10,000 training faces), as face datasets under-represent dark skin. The non-faces are *not* biased that
 way: their tones cover the whole range uniformly and they often carry a hat-like band on top or
 glasses-like dark bars (their `hat` / `glasses` columns flag these decoys). So in training,
 "dark", "band on top" and "dark bars" are mostly evidence for *non-face*: a classifier that
