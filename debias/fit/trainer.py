@@ -12,7 +12,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from debias.augment import augmented
-from debias.fit.draws import MODELS, Draw
+from debias.fit.draws import Draw
 from debias.fit.errors import CompileFailed, NonFiniteLoss, is_compile_error
 from debias.fit.evaluation import evaluate
 from debias.fit.health import EPOCH_ROWS, latent_health, mean_image, vae_rows
@@ -134,8 +134,9 @@ class Trainer:
             group["lr"] = row["learning_rate"]
         batches = self.draw.batches(epoch, row)
         if config.augment:
-            # A stream per model and rank, apart from the draws' (0 .. len(MODELS) - 1).
-            stream = AUGMENT_STREAM + len(MODELS) * self.ctx.rank + self.draw.stream
+            # A stream per model, apart from the draws' (0 .. len(MODELS) - 1). Not per rank: the ranks take
+            # different rows, and epoch_generator's streams alias the next epoch's from 101 on.
+            stream = AUGMENT_STREAM + self.draw.stream
             batches = augmented(batches, epoch_generator(config.seed, epoch, stream=stream))
         terms = self._train_epoch(batches, bar)
         if not np.isfinite(terms["total"]):
