@@ -143,9 +143,9 @@ def register_strategy(
     return wrap
 
 
-HISTOGRAM_SETTINGS = ("bins", "alpha", "combine")
-JOINT_SETTINGS = ("joint_method", "joint_dims", "joint_components", "knn_k", "joint_alpha")
-ERRORS_SETTINGS = ("errors_upweight", "errors_epoch")
+HISTOGRAM_SETTINGS = ("bins", "alpha", "combine", "keep_class_shares")
+JOINT_SETTINGS = ("joint_method", "joint_dims", "joint_components", "knn_k", "joint_alpha", "keep_class_shares")
+ERRORS_SETTINGS = ("errors_upweight", "errors_epoch", "keep_class_shares")
 
 
 def unread_settings(strategies: Iterable[str], names: Iterable[str]) -> list[str]:
@@ -306,7 +306,14 @@ def compute_weights(
         score[scored] = STRATEGIES[settings.strategy](replace(inputs, labels=labels).rows(scored), settings).to(
             latents.device
         )
-    return weights_from_scores(score, scored, settings.cap), score
+    return weights_from_scores(score, scored, settings.cap, class_strata(labels, settings)), score
+
+
+def class_strata(labels: torch.Tensor, settings: WeightingSettings) -> torch.Tensor | None:
+    """The labels when the weights are normalized within each class (`keep_class_shares`, for the
+    strategies that read it), else None."""
+    keep = settings.keep_class_shares and "keep_class_shares" in STRATEGIES[settings.strategy].reads
+    return labels if keep else None
 
 
 def scored_rows(labels: torch.Tensor, vae_on_all: bool) -> torch.Tensor:
@@ -314,12 +321,21 @@ def scored_rows(labels: torch.Tensor, vae_on_all: bool) -> torch.Tensor:
     return torch.ones_like(labels, dtype=torch.bool) if vae_on_all else labels == 1
 
 
-def weights_from_scores(score: torch.Tensor, scored: torch.Tensor, cap: float | None) -> torch.Tensor:
-    """Weights [N] (float64) from log-weight scores [N]: mean 1 over the scored rows, then capped; 1 elsewhere."""
+def weights_from_scores(
+    score: torch.Tensor, scored: torch.Tensor, cap: float | None, strata: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Weights [N] (float64) from log-weight scores [N]: mean 1 over the scored rows, then capped; 1 elsewhere.
+
+    strata [N] (e.g. the labels): mean 1 within each stratum's scored rows instead, so that the
+    weights keep every stratum's share of the draws (the cap may move a little of it).
+    """
     weights = torch.ones(len(score), dtype=torch.float64, device=score.device)
     if scored.any():
-        # normalize_log_weights works in float64, so scores stored as float64 lose nothing.
-        weights[scored] = cap_weights(normalize_log_weights(score[scored]), cap)
+        parts = [scored] if strata is None else [scored & (strata == s) for s in torch.unique(strata[scored])]
+        for rows in parts:
+            # normalize_log_weights works in float64, so scores stored as float64 lose nothing.
+            weights[rows] = normalize_log_weights(score[rows])
+        weights[scored] = cap_weights(weights[scored], cap)
     return weights
 
 

@@ -100,6 +100,12 @@ class WeightingSettings:
         "the majority class).",
         low=1,
     )
+    keep_class_shares: bool = setting(
+        False,
+        "--keep-class-shares/--free-class-shares",
+        "label-free strategies: normalize the weights within each class, so that the weights move "
+        "draws between the images of a class but every class keeps its share of the training data.",
+    )
     joint_method: str = setting(
         "gmm",
         "--joint-method",

@@ -17,7 +17,14 @@ import math
 
 import torch
 
-from debias.weighting import WeightingSettings, scored_rows, training_weights, validate, weights_from_scores
+from debias.weighting import (
+    WeightingSettings,
+    class_strata,
+    scored_rows,
+    training_weights,
+    validate,
+    weights_from_scores,
+)
 from debias.weighting.histogram import DEFAULT_CHUNK_ROWS, bin_latents, latent_range, score_bins
 
 
@@ -94,7 +101,7 @@ def sharded_training_weights(
                 local_latents[mine], total, comm, bins=settings.bins, alpha=settings.alpha, combine=settings.combine
             )
         score = comm.all_gather_rows(local_score)
-        weights = weights_from_scores(score, scored, settings.cap)
+        weights = weights_from_scores(score, scored, settings.cap, class_strata(labels, settings))
         latents = None
     else:
         # The other strategies fit scikit-learn models (PCA, mixtures, k-NN, logistic probes) to the

@@ -95,6 +95,10 @@ def test_data_options_on_resume():
             {"weighting": WeightingSettings(strategy="joint", errors_upweight=5)},
             "does not read --errors-upweight (read by errors, errors+joint, errors+latent)",
         ),
+        (
+            {"weighting": WeightingSettings(strategy="classes", keep_class_shares=True)},
+            "the weighting here is classes, which does not read --keep-class-shares",
+        ),
     ],
 )
 def test_validate_names_the_flag_and_the_value(changes, message):

@@ -106,6 +106,25 @@ def test_errors_is_jtt_lambda_for_errors_and_one_otherwise():
     assert tiny.tolist() == pytest.approx([0.25, 1.75, 0.25, 1.75])
 
 
+@pytest.mark.parametrize("strategy", ["histogram", "errors", "errors+latent"])
+def test_keep_class_shares_moves_weight_within_each_class_only(strategy):
+    _, labels, rare, _, _ = rare_combination()
+    # a class imbalance for the shares to keep: drop most of class 1's common rows
+    keep = (labels == 0) | rare | (torch.arange(N) % 4 == 0)
+    mu, labels, rare, probs, _ = (t[keep] for t in rare_combination())
+    settings = WeightingSettings(strategy=strategy, keep_class_shares=True)
+    weights, _ = training_weights(mu, labels, settings, vae_on_all=True, early_probs=probs)
+    free, _ = training_weights(mu, labels, replace(settings, keep_class_shares=False), True, early_probs=probs)
+    for label in (0, 1):
+        rows = labels == label
+        assert weights[rows].sum().item() == pytest.approx(rows.sum().item(), rel=1e-9)
+        # within a class the weights are the free ones rescaled: the same ranking, the same ratios
+        assert torch.allclose(weights[rows] / weights[rows][0], free[rows] / free[rows][0])
+    if strategy != "histogram":
+        assert weights[rare].mean() / weights[~rare].mean() > 3
+    assert not torch.allclose(weights, free)
+
+
 def test_errors_latent_smooths_errors_along_the_latent():
     # The rare rows the early classifier happened to get right still sit where errors
     # concentrate; the common rows it got wrong do not. JTT treats both by the raw indicator.
