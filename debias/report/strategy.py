@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from debias.weighting import LATENT_STRATEGIES
+from debias.weighting import LATENT_STRATEGIES, STRATEGIES
 
 # Strategies that read the true group labels (config.json also says so: "uses_group_labels").
 GROUP_LABEL_STRATEGIES = {"groups", "balanced-groups"}
@@ -164,6 +164,9 @@ def describe(config: dict) -> WeightingText:
     )
     if uses_groups and "group labels" not in how:
         how += " They use the true group labels."
+    reads_shares = name in STRATEGIES and "keep_class_shares" in STRATEGIES[name].reads
+    if w.get("keep_class_shares") and reads_shares and "keeps its share" not in how:
+        how += " The weights are normalized within each class, so every class keeps its share of the draws."
     return WeightingText(name, how, large, role, axes, latent, uses_groups)
 
 

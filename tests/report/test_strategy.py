@@ -30,6 +30,18 @@ def test_errors_strategies_are_not_described_as_latent_rarity():
     )
 
 
+def test_class_shares_are_mentioned_when_kept():
+    def config(strategy, keep):
+        settings = {"strategy": strategy, "keep_class_shares": keep}
+        return {"weighting_strategy": strategy, "settings": {"weighting": settings}}
+
+    sentence = "every class keeps its share of the draws"
+    assert sentence in describe(config("errors", True)).how
+    assert sentence not in describe(config("errors", False)).how
+    assert sentence not in describe(config("classes", True)).how  # balancing classes is its point
+    assert describe(config("joint", True)).how.count("keeps its share") == 1  # joint says so already
+
+
 def test_group_label_strategies_say_so():
     text = describe(_config("balanced-groups", uses_group_labels=True))
     assert text.uses_group_labels and "group labels" in text.how
