@@ -56,7 +56,10 @@ def test_errors_from_class_probabilities_and_with_features():
     # three classes; rows 1 and 2 are mistakes (arg-max 0 for a 1, 2 for a 0)
     probabilities = [[0.1, 0.8, 0.1], [0.6, 0.3, 0.1], [0.2, 0.2, 0.6], [0.1, 0.1, 0.8]]
     w = debias.weights_from_errors(probabilities, [1, 1, 0, 2], upweight=3)
-    np.testing.assert_allclose(w, [0.5, 1.5, 1.5, 0.5])
+    # each class keeps its share by default: classes 0 and 2 hold one row each, which keeps weight 1
+    np.testing.assert_allclose(w, [0.5, 1.5, 1.0, 1.0])
+    free = debias.weights_from_errors(probabilities, [1, 1, 0, 2], upweight=3, keep_class_shares=False)
+    np.testing.assert_allclose(free, [0.5, 1.5, 1.5, 0.5])
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(200, 3)), np.arange(200) % 2
     p = np.where(rng.random(200) < 0.1, 1 - y, y) * 0.8 + 0.1

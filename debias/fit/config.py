@@ -202,7 +202,8 @@ class FitConfig:
         if unknown:
             raise ValueError(f"unknown settings {', '.join(unknown)}")
         if "weighting" in d:
-            d["weighting"] = WeightingSettings(**d["weighting"])
+            # Runs recorded before keep_class_shares existed normalized over all scored rows.
+            d["weighting"] = WeightingSettings(**{"keep_class_shares": False, **d["weighting"]})
         for f in fields(cls):
             if isinstance(d.get(f.name), list):
                 d[f.name] = tuple(d[f.name])

@@ -154,13 +154,22 @@ def unread_settings(strategies: Iterable[str], names: Iterable[str]) -> list[str
     return [name for name in names if name not in read]
 
 
+def _given_flag(item) -> str:
+    """The option a user gives to change this setting: for an on/off pair, the side away from the default."""
+    flag = item.setting.flag
+    if "/" not in flag:
+        return flag
+    on, off = flag.split("/")
+    return off if item.field.default else on
+
+
 def unread_settings_problem(strategies: Iterable[str], names: Iterable[str]) -> str | None:
     """One sentence refusing the settings among `names` that none of `strategies` reads (None when all are read)."""
     strategies = list(strategies)
     unread = unread_settings(strategies, names)
     if not unread:
         return None
-    flags = {item.name: item.setting.flag for item in declared(WeightingSettings)}
+    flags = {item.name: _given_flag(item) for item in declared(WeightingSettings)}
     parts = []
     for name in unread:
         readers = [s.name for s in STRATEGIES.values() if name in s.reads]

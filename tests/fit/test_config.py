@@ -96,8 +96,8 @@ def test_data_options_on_resume():
             "does not read --errors-upweight (read by errors, errors+joint, errors+latent)",
         ),
         (
-            {"weighting": WeightingSettings(strategy="classes", keep_class_shares=True)},
-            "the weighting here is classes, which does not read --keep-class-shares",
+            {"weighting": WeightingSettings(strategy="classes", keep_class_shares=False)},
+            "the weighting here is classes, which does not read --free-class-shares (read by histogram,",
         ),
     ],
 )
@@ -129,6 +129,10 @@ def test_to_dict_round_trips_and_dbvae_is_always_a_model():
     assert FitConfig.from_dict(config.to_dict()) == config
     legacy = dict(config.to_dict(), data_options={"limit": 5, "progress": False})
     assert FitConfig.from_dict(legacy).data_options == {"limit": 5}
+    # a run recorded before keep_class_shares existed is resumed and recomputed as it ran
+    weighting = {k: v for k, v in config.to_dict()["weighting"].items() if k != "keep_class_shares"}
+    before = dict(config.to_dict(), weighting=weighting)
+    assert FitConfig.from_dict(before).weighting.keep_class_shares is False
 
 
 def test_runtime_settings_are_recorded_apart_from_the_settings():

@@ -93,7 +93,7 @@ def test_histogram_does_not_see_the_rare_combination():
 
 def test_errors_is_jtt_lambda_for_errors_and_one_otherwise():
     _, _, _, _, wrong = rare_combination()
-    weights, _ = _weights("errors", errors_upweight=7.0)
+    weights, _ = _weights("errors", errors_upweight=7.0, keep_class_shares=False)
     assert torch.allclose(weights[wrong], weights[wrong][0].expand(int(wrong.sum())))
     assert (weights[wrong][0] / weights[~wrong][0]).item() == pytest.approx(7.0)
     assert torch.allclose(weights[~wrong], weights[~wrong][0].expand(int((~wrong).sum())))
