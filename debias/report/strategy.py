@@ -51,10 +51,17 @@ def strategy_name(config: dict) -> str | None:
 def _errors_clause(w: dict, early: dict | None) -> str:
     epoch = early["epoch"] if early else w.get("errors_epoch", 1)
     upweight = w.get("errors_upweight", 20)
-    return (
+    clause = (
         f"the training images the uniform baseline got wrong after epoch {epoch} weigh {upweight:g}x more "
         "(Just Train Twice)"
     )
+    if early and early.get("informative") is False:
+        clause += (
+            f"; no epoch's classifier erred less than always predicting the majority class "
+            f"({early['error_rate']:.1%} against {early['majority_error_rate']:.1%}), so these errors mark "
+            "a class rather than rare images"
+        )
+    return clause
 
 
 def describe(config: dict) -> WeightingText:

@@ -30,6 +30,13 @@ def test_errors_strategies_are_not_described_as_latent_rarity():
     )
 
 
+def test_an_uninformative_early_classifier_is_named():
+    early = {"epoch": 1, "error_rate": 0.125, "majority_error_rate": 0.125, "informative": False}
+    how = describe(_config("errors", early_errors=early)).how
+    assert "(12.5% against 12.5%), so these errors mark a class rather than rare images" in how
+    assert "mark a class" not in describe(_config("errors", early_errors=dict(early, informative=True))).how
+
+
 def test_class_shares_are_mentioned_when_kept():
     def config(strategy, keep):
         settings = {"strategy": strategy, "keep_class_shares": keep}
