@@ -91,7 +91,6 @@ WEIGHT_CASES = {
         1,
     ),
     "histogram-rank1-empty": (101, 6, WeightingSettings(strategy="histogram", combine="geometric"), False, 1000),
-    # 22,000 x 100 latents: several chunks per shard, and shard boundaries that are not chunk boundaries.
     "histogram-class-shares-cap": (
         203,
         6,
@@ -99,6 +98,7 @@ WEIGHT_CASES = {
         True,
         1,
     ),
+    # 22,000 x 100 latents: several chunks per shard, and shard boundaries that are not chunk boundaries.
     "histogram-large": (22_000, 100, WeightingSettings(strategy="histogram", combine="product"), True, 1),
     "joint-positives": (203, 6, WeightingSettings(strategy="joint", joint_dims=2, joint_components=2), False, 1),
     "errors+latent": (203, 6, WeightingSettings(strategy="errors+latent"), True, 1),

@@ -202,8 +202,10 @@ class FitConfig:
         if unknown:
             raise ValueError(f"unknown settings {', '.join(unknown)}")
         if "weighting" in d:
-            # Runs recorded before keep_class_shares existed normalized over all scored rows.
-            d["weighting"] = WeightingSettings(**{"keep_class_shares": False, **d["weighting"]})
+            # Runs recorded before keep_class_shares existed normalized over all scored rows; only
+            # `joint` kept each class's share, inside its own code then.
+            kept_then = d["weighting"].get("strategy") == "joint"
+            d["weighting"] = WeightingSettings(**{"keep_class_shares": kept_then, **d["weighting"]})
         for f in fields(cls):
             if isinstance(d.get(f.name), list):
                 d[f.name] = tuple(d[f.name])

@@ -90,8 +90,7 @@ def describe(config: dict) -> WeightingText:
             True,
         ),
         "joint": (
-            f"Weights from {joint_how}: an image in a sparse region of the latent space is drawn more often, "
-            "and each class keeps its share of the draws.",
+            f"Weights from {joint_how}: an image in a sparse region of the latent space is drawn more often.",
             "Images in sparse regions of the DB-VAE's latent space (within their class) get large weights.",
             "The weights are read off the DB-VAE's latent means: if the reconstructions all look alike, the "
             "weights cannot tell the images apart either.",
@@ -172,7 +171,7 @@ def describe(config: dict) -> WeightingText:
     if uses_groups and "group labels" not in how:
         how += " They use the true group labels."
     reads_shares = name in STRATEGIES and "keep_class_shares" in STRATEGIES[name].reads
-    if w.get("keep_class_shares") and reads_shares and "keeps its share" not in how:
+    if w.get("keep_class_shares") and reads_shares:
         how += " The weights are normalized within each class, so every class keeps its share of the draws."
     return WeightingText(name, how, large, role, axes, latent, uses_groups)
 

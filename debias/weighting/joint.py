@@ -15,8 +15,9 @@ ordinary. A joint density sees the combination:
    sample, smoothed like the paper's alpha. joint_alpha = 0.1 bounds a sample's weight at about
    10x that of a typical sample (whose relative density is near 1), so a few outliers in the
    tails of the mixture cannot take the whole sampling budget.
-4. Each class keeps its share of the total weight (weights of a class have mean 1 within it),
-   so reweighting never changes the class balance of the data.
+4. Each class keeps its share of the total weight with `--keep-class-shares` (the default, applied
+   to every label-free strategy by debias.weighting.weights_from_scores), so reweighting does not
+   change the class balance of the data.
 
 Everything is deterministic: PCA by SVD, the mixture fitted with a fixed random_state.
 """
@@ -91,15 +92,14 @@ def relative_log_weights(log_density: np.ndarray, alpha: float) -> np.ndarray:
 
 
 def per_class(values: np.ndarray, labels: np.ndarray, score) -> np.ndarray:
-    """Apply `score(rows of values) -> log-weights` to each class separately, then shift each
-    class's log-weights so its weights have mean 1 within the class (the class keeps its mass)."""
+    """Apply `score(rows of values) -> log-weights` to each class separately (a class with fewer than
+    3 rows stays uniform). How much weight each class gets is left to `--keep-class-shares`."""
     out = np.zeros(len(labels), dtype=np.float64)
     for label in np.unique(labels):
         rows = np.flatnonzero(labels == label)
         if len(rows) < 3:
             continue  # too few to estimate a density: uniform within the class
-        lw = score(values[rows])
-        out[rows] = lw - (np.logaddexp.reduce(lw) - math.log(len(rows)))
+        out[rows] = score(values[rows])
     return out
 
 

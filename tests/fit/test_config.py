@@ -133,6 +133,8 @@ def test_to_dict_round_trips_and_dbvae_is_always_a_model():
     weighting = {k: v for k, v in config.to_dict()["weighting"].items() if k != "keep_class_shares"}
     before = dict(config.to_dict(), weighting=weighting)
     assert FitConfig.from_dict(before).weighting.keep_class_shares is False
+    joint_before = dict(before, weighting=dict(weighting, strategy="joint"))
+    assert FitConfig.from_dict(joint_before).weighting.keep_class_shares is True
 
 
 def test_runtime_settings_are_recorded_apart_from_the_settings():
