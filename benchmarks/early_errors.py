@@ -4,7 +4,7 @@
     python benchmarks/early_errors.py --testbed default
 
 Trains only the uniform baseline of a default `debias fit` on the testbed (efficacy.py's testbeds)
-and reads its early predictions from the checkpoint: the epoch the errors strategies would use
+and reads its early predictions (the run's early_probs.npy): the epoch the errors strategies would use
 (`--errors-epoch`, or the first later one that errs less than always predicting the majority class),
 the error rate per class and per cell.
 """
@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 from efficacy import TESTBEDS
 
 from debias.data import load_dataset
@@ -36,9 +35,9 @@ def main() -> None:
     dataset = load_dataset(spec["data"], image_size=config.image_size, progress=False, **spec["data_options"])
     with tempfile.TemporaryDirectory() as tmp:
         result = run_fit(config, out=Path(tmp) / "run", progress=False, dataset=dataset)
-        state = torch.load(Path(tmp) / "run" / "checkpoint.pt", weights_only=False)
+        early_probs = np.load(Path(tmp) / "run" / "early_probs.npy")
     train = dataset.train
-    wrong = (state["early_probs"].double().numpy() >= 0.5) != train.labels.astype(bool)
+    wrong = (early_probs >= 0.5) != train.labels.astype(bool)
     frame = pd.DataFrame(
         {
             "label": train.labels,
