@@ -17,10 +17,10 @@ The rooms, each one job:
     result["results"]["test"]["dbvae"]["worst_group_accuracy"]
 """
 
-from debias.fit.config import DEFAULT_CANDIDATES, FitConfig, validate
+from debias.fit.config import FitConfig, validate
 from debias.fit.draws import MODELS
 from debias.fit.errors import FitInterrupted
 from debias.fit.resume import resume_fit
 from debias.fit.run import run_fit
 
-__all__ = ["DEFAULT_CANDIDATES", "MODELS", "FitConfig", "FitInterrupted", "resume_fit", "run_fit", "validate"]
+__all__ = ["MODELS", "FitConfig", "FitInterrupted", "resume_fit", "run_fit", "validate"]
