@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field, fields
 
 from debias.data.options import RUNTIME_OPTIONS, DataFlags
 from debias.errors import UserError
-from debias.fit.draws import MODELS
 from debias.fit.tensorboard import INSTALL_HINT
 from debias.settings import declared, problems, setting, value_at, value_problems
 from debias.weighting import (
@@ -19,6 +18,10 @@ from debias.weighting import (
     needs_groups,
     unread_settings_problem,
 )
+
+# The models a fit trains, in the order they train; the order also fixes each one's random
+# streams. debias.fit.draws.DRAWS says how each one draws its rows.
+MODELS = ("uniform", "dbvae", "sampler", "oracle")
 
 
 def _strategies() -> tuple[str, ...]:
@@ -99,7 +102,7 @@ class FitConfig:
         "auto", "--device", "auto, cpu, cuda or cuda:N (under torchrun: each process its own GPU).", runtime=True
     )
     amp: bool = setting(True, "--amp/--no-amp", "bf16 autocast on CUDA (no effect on a CPU).", runtime=True)
-    # Models trained besides the DB-VAE (always trained): see debias.fit.draws for each one.
+    # Models trained besides the DB-VAE (always trained).
     models: tuple[str, ...] = setting(
         MODELS,
         "--models",

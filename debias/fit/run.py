@@ -42,9 +42,9 @@ from debias.distributed import SINGLE, DistContext, session
 from debias.errors import UserError
 from debias.fit.auto import select_strategy
 from debias.fit.checkpoint import Progress, checkpoint_state, dataset_fingerprint, describe_progress, restore
-from debias.fit.config import FitConfig, validate
+from debias.fit.config import MODELS, FitConfig, validate
 from debias.fit.device import resolve_device
-from debias.fit.draws import DRAWS, MODELS, DensityDraw, FileDraw
+from debias.fit.draws import DRAWS, DensityDraw, FileDraw
 from debias.fit.errors import CompileFailed, FitInterrupted, NonFiniteLoss
 from debias.fit.evaluation import evaluate, predictions_frame, sharded_predict
 from debias.fit.health import advice, latent_health
