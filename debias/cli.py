@@ -12,9 +12,8 @@ import click
 from debias import oserrors
 from debias.cli_options import explicit_params, parse_data_options, setting_options, settings_from_params
 from debias.data.options import OPTION_FLAGS, DataFlags
-from debias.distributed import PeerError, is_main_process
-from debias.errors import UserError
-from debias.fit import FitConfig
+from debias.errors import PeerError, UserError
+from debias.fit.config import FitConfig
 from debias.summary import format_recompute, format_summary
 from debias.weighting import WeightingSettings
 
@@ -36,7 +35,7 @@ def _user_errors(func):
         except UserError as exc:
             if debug:
                 raise
-            if isinstance(exc, PeerError) and not is_main_process():
+            if isinstance(exc, PeerError) and not _is_main_process():
                 sys.exit(1)
             raise click.ClickException(str(exc)) from None
         except OSError as exc:
@@ -51,6 +50,13 @@ def _user_errors(func):
             sys.exit(130)
 
     return wrapper
+
+
+def _is_main_process() -> bool:
+    # Imported here: torch.distributed would load the training stack for `debias --help` too.
+    from debias.distributed import is_main_process
+
+    return is_main_process()
 
 
 @click.group()
@@ -133,9 +139,9 @@ def fit(data_option, write_report_too, out, overwrite, resume, quiet, config_fil
         if explicit & ({"data_option"} | set(OPTION_FLAGS)):
             explicit.add("data_options")
         result = resume_fit(resume, config, explicit, progress=not quiet)
-        if result.get("already_complete") and is_main_process():
+        if result.get("already_complete") and _is_main_process():
             click.echo(f"{resume} holds a finished fit; nothing was left to resume.")
-    if not is_main_process():
+    if not _is_main_process():
         return  # under torchrun rank 0 prints the summary and writes the report
     click.echo(format_summary(result))
     if write_report_too:

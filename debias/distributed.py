@@ -30,16 +30,11 @@ from typing import TypeVar
 import torch
 import torch.distributed as dist
 
-from debias.errors import UserError
+from debias.errors import PeerError, UserError
 
 T = TypeVar("T")
 
 _REDUCE_OPS = {"sum": "SUM", "min": "MIN", "max": "MAX"}
-
-
-class PeerError(UserError):
-    """A failure reported by rank 0: raised on the other ranks (and on rank 0 when another rank
-    failed), so that every rank stops together and the message is shown once."""
 
 
 @dataclass(frozen=True)

@@ -13,19 +13,9 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from debias.weighting import (
-    STRATEGIES,
-    WeightingInputs,
-    WeightingSettings,
-    compute_weights,
-    needs_errors,
-    needs_groups,
-    validate,
-)
+from debias.weighting import STRATEGIES, WeightingSettings, needs_errors, needs_groups, reads_latents, validate
+from debias.weighting.compute import WeightingInputs, compute_weights
 from debias.weighting.errors import classifier_errors
-
-# Strategies that read no features: the features of weights_from_errors may be left out for them.
-_WITHOUT_FEATURES = ("errors", "classes", "groups", "balanced-groups", "uniform")
 
 
 def available_strategies() -> dict[str, str]:
@@ -231,7 +221,7 @@ def weights_from_errors(
     y = _labels(labels, None)
     errors = _errors(probabilities, y)
     if features is None:
-        if strategy not in _WITHOUT_FEATURES:
+        if reads_latents(strategy):
             raise ValueError(f"the {strategy} strategy needs features: a matrix [rows, dimensions]")
         x = torch.zeros(len(y), 1, dtype=torch.float64)
     else:

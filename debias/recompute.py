@@ -25,7 +25,10 @@ from debias.run_dir import CONFIG, EARLY_PROBS, LATENTS, PROTECTED_FILES, WEIGHT
 from debias.weight_files import GROUP_PREFIX, group_columns, read_weights_frame, write_weights
 from debias.weighting import (
     AUTO,
+    LEGACY_STRATEGY,
     WeightingSettings,
+    caption_values,
+    get_strategy,
     needs_errors,
     needs_groups,
     training_weights,
@@ -36,18 +39,19 @@ from debias.weighting import (
 
 
 def default_output_name(settings: WeightingSettings, changed: tuple[str, ...] = ()) -> str:
-    """weights-alpha{A}-bins{B}-{combine}[-cap{C}].csv, e.g. weights-alpha0.01-bins10-geometric.csv; other
-    strategies than histogram: weights-{strategy}[-{setting}{value} for each `changed` setting][-cap{C}].csv,
-    e.g. weights-joint-joint-dims8.csv."""
+    """weights-{the strategy's file_stem}[-cap{C}].csv, e.g. weights-alpha0.01-bins10-geometric.csv for the
+    histograms; for a strategy without one, weights-{strategy}[-{setting}{value} for each `changed`
+    setting][-cap{C}].csv, e.g. weights-joint-joint-dims8.csv."""
     cap = f"-cap{settings.cap:g}" if settings.cap is not None else ""
-    if settings.strategy != "histogram":
-        parts = [
-            f"-{name.replace('_', '-')}{_shown(getattr(settings, name))}"
-            for name in changed
-            if name not in ("strategy", "cap")
-        ]
-        return "weights-" + settings.strategy.replace("+", "-") + "".join(parts) + cap + ".csv"
-    return f"weights-alpha{settings.alpha:g}-bins{settings.bins}-{settings.combine}{cap}.csv"
+    stem = get_strategy(settings.strategy).file_stem
+    if stem:
+        return f"weights-{stem.format(**caption_values(settings))}{cap}.csv"
+    parts = [
+        f"-{name.replace('_', '-')}{_shown(getattr(settings, name))}"
+        for name in changed
+        if name not in ("strategy", "cap")
+    ]
+    return "weights-" + settings.strategy.replace("+", "-") + "".join(parts) + cap + ".csv"
 
 
 def _shown(value) -> str:
@@ -68,7 +72,7 @@ def _fit_settings(config: dict, path: Path) -> tuple[WeightingSettings, bool]:
         raise UserError(f"{path}: dataset.vae_on_all must be true or false, got {vae_on_all!r}")
     saved = dict((config.get("settings") or {}).get("weighting") or {})
     # Runs written before there were strategies to choose from used the histograms, not today's default.
-    saved.setdefault("strategy", "histogram")
+    saved.setdefault("strategy", LEGACY_STRATEGY)
     if saved.get("strategy") == AUTO:
         # An auto fit's weights.csv comes from the strategy it chose.
         chosen = config.get("weighting_strategy") or (config.get("weighting_selection") or {}).get("chosen")
@@ -78,7 +82,7 @@ def _fit_settings(config: dict, path: Path) -> tuple[WeightingSettings, bool]:
             )
         saved["strategy"] = chosen
     known = set(WeightingSettings.__dataclass_fields__)
-    return WeightingSettings(**{k: v for k, v in saved.items() if k in known}), vae_on_all
+    return WeightingSettings.from_record({k: v for k, v in saved.items() if k in known}), vae_on_all
 
 
 def _resolve_output(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from debias.run_warnings import latent_health_lines, run_warnings
+from debias.weighting import STRATEGIES
 
 
 def format_summary(result: dict) -> str:
@@ -97,14 +98,13 @@ def data_notes(info: dict) -> list[str]:
 
 
 def format_recompute(result: dict) -> str:
-    """What `debias weights` prints: the new file, its settings, ESS and max/min ratio beside the fit's."""
+    """What `debias weights` prints: the new file, its strategy and the settings it reads, ESS and max/min ratio beside the fit's."""
     s, new, old = result["settings"], result["stats"], result["fit_stats"]
     cap = "none" if s["cap"] is None else f"{s['cap']:g}"
-    how = (
-        f"alpha {s['alpha']:g}, bins {s['bins']}, combine {s['combine']}"
-        if s.get("strategy", "histogram") == "histogram"
-        else f"{s['strategy']}"
-    )
+    strategy = STRATEGIES.get(s["strategy"])
+    shown = {name: f"{s[name]:g}" if isinstance(s[name], float) else s[name] for name in s}
+    read = strategy.reads if strategy else ()
+    how = s["strategy"] + "".join(f", {name.replace('_', ' ')} {shown[name]}" for name in read)
     return "\n".join(
         [
             f"Wrote {result['path']} ({result['rows']} rows): {how}, cap {cap}",

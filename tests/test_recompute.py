@@ -245,3 +245,18 @@ def test_classes_balances_the_labels_of_the_run(run):
     # each class gets half of the 120 rows' mass: 60 / 75 = 0.8 per positive, 60 / 45 per negative
     np.testing.assert_allclose(new.loc[new["label"] == 1, "weight"], 0.8, rtol=1e-12)
     np.testing.assert_allclose(new.loc[new["label"] == 0, "weight"], 60 / 45, rtol=1e-12)
+
+
+def test_a_run_recorded_before_class_shares_recomputes_as_it_ran(tmp_path):
+    free = replace(FIT_SETTINGS, keep_class_shares=False)
+    run = make_run(tmp_path / "old", vae_on_all=True, settings=free)
+    config = json.loads((run / "config.json").read_text())
+    del config["settings"]["weighting"]["keep_class_shares"]  # the field did not exist then
+    (run / "config.json").write_text(json.dumps(config))
+    result = recompute_weights(run, out=tmp_path / "again.csv")
+    fit = pd.read_csv(run / "weights.csv")["weight"].to_numpy()
+    again = pd.read_csv(result["path"])["weight"].to_numpy()
+    assert result["settings"]["keep_class_shares"] is False
+    np.testing.assert_allclose(again, fit, rtol=1e-9)
+    kept = recompute_weights(run, out=tmp_path / "kept.csv", keep_class_shares=True)
+    assert not np.allclose(pd.read_csv(kept["path"])["weight"].to_numpy(), fit)  # the difference is visible

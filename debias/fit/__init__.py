@@ -1,8 +1,8 @@
 """`debias fit`: settings -> dataset -> trained models -> run folder (see debias.run_dir for its files).
 
-The rooms, each one job:
+The rooms, each one job, in the order a fit uses them; each imports only rooms above it:
 
-    config.py      FitConfig (every setting, declared once) and validate()
+    config.py      FitConfig (every setting, declared once), MODELS and validate(); loads without torch
     device.py      which torch device, one GPU per torchrun process
     draws.py       how each model draws its training rows (uniform, DB-VAE density, weights file, oracle)
     trainer.py     one model's epoch loop: learning-rate schedule, NaN checks, DDP and compile
@@ -15,12 +15,30 @@ The rooms, each one job:
 
     result = run_fit(FitConfig(epochs=2), out="runs/x")
     result["results"]["test"]["dbvae"]["worst_group_accuracy"]
+
+The names below load their module on first use (PEP 562), so `debias.fit.config` (the settings)
+is importable without the training stack.
 """
 
-from debias.fit.config import DEFAULT_CANDIDATES, FitConfig, validate
-from debias.fit.draws import MODELS
-from debias.fit.errors import FitInterrupted
-from debias.fit.resume import resume_fit
-from debias.fit.run import run_fit
+from __future__ import annotations
 
-__all__ = ["DEFAULT_CANDIDATES", "MODELS", "FitConfig", "FitInterrupted", "resume_fit", "run_fit", "validate"]
+import importlib
+
+_EXPORTS = {
+    "FitConfig": "debias.fit.config",
+    "MODELS": "debias.fit.config",
+    "validate": "debias.fit.config",
+    "FitInterrupted": "debias.fit.errors",
+    "resume_fit": "debias.fit.resume",
+    "run_fit": "debias.fit.run",
+}
+
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later look-ups skip this function
+        return value
+    raise AttributeError(f"module 'debias.fit' has no attribute {name!r}")

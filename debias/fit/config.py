@@ -7,17 +7,21 @@ from dataclasses import asdict, dataclass, field, fields
 
 from debias.data.options import RUNTIME_OPTIONS, DataFlags
 from debias.errors import UserError
-from debias.fit.draws import MODELS
 from debias.fit.tensorboard import INSTALL_HINT
 from debias.settings import declared, problems, setting, value_at, value_problems
-from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_errors, needs_groups, unread_settings_problem
+from debias.weighting import (
+    AUTO,
+    STRATEGIES,
+    WeightingSettings,
+    auto_candidates,
+    needs_errors,
+    needs_groups,
+    unread_settings_problem,
+)
 
-# Tried by `--weighting auto` unless --auto-strategies says otherwise, in this order: the
-# label-free strategies that reweight. `uniform` (no reweighting) can be added with
-# --auto-strategies, to let validation say that none helps, and so can the label-based baselines
-# (classes; groups and balanced-groups, which use group labels). `classes` stays out of the
-# default list until a measurement says it earns its short run there (benchmarks/strategies.py).
-DEFAULT_CANDIDATES = ("histogram", "joint", "errors", "errors+joint", "errors+latent")
+# The models a fit trains, in the order they train; the order also fixes each one's random
+# streams. debias.fit.draws.DRAWS says how each one draws its rows.
+MODELS = ("uniform", "dbvae", "sampler", "oracle")
 
 
 def _strategies() -> tuple[str, ...]:
@@ -98,7 +102,7 @@ class FitConfig:
         "auto", "--device", "auto, cpu, cuda or cuda:N (under torchrun: each process its own GPU).", runtime=True
     )
     amp: bool = setting(True, "--amp/--no-amp", "bf16 autocast on CUDA (no effect on a CPU).", runtime=True)
-    # Models trained besides the DB-VAE (always trained): see debias.fit.draws for each one.
+    # Models trained besides the DB-VAE (always trained).
     models: tuple[str, ...] = setting(
         MODELS,
         "--models",
@@ -126,7 +130,7 @@ class FitConfig:
     auto_strategies: tuple[str, ...] = setting(
         (),
         "--auto-strategies",
-        "auto: strategies to try (default: " + ",".join(DEFAULT_CANDIDATES) + ").",
+        "auto: strategies to try (default: " + ",".join(auto_candidates()) + ").",
         choices=_strategies,
     )
     auto_epochs: int = setting(2, "--auto-epochs", "auto: epochs of each candidate's short run.", low=1)
@@ -202,10 +206,7 @@ class FitConfig:
         if unknown:
             raise ValueError(f"unknown settings {', '.join(unknown)}")
         if "weighting" in d:
-            # Runs recorded before keep_class_shares existed normalized over all scored rows; only
-            # `joint` kept each class's share, inside its own code then.
-            kept_then = d["weighting"].get("strategy") == "joint"
-            d["weighting"] = WeightingSettings(**{"keep_class_shares": kept_then, **d["weighting"]})
+            d["weighting"] = WeightingSettings.from_record(d["weighting"])
         for f in fields(cls):
             if isinstance(d.get(f.name), list):
                 d[f.name] = tuple(d[f.name])
@@ -217,7 +218,7 @@ class FitConfig:
     @property
     def candidates(self) -> tuple[str, ...]:
         """The strategies `--weighting auto` tries."""
-        return tuple(self.auto_strategies) or DEFAULT_CANDIDATES
+        return tuple(self.auto_strategies) or auto_candidates()
 
     @property
     def uses_group_labels(self) -> bool:

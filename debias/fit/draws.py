@@ -17,13 +17,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from debias.data import Dataset
 from debias.distributed import DistContext
+from debias.fit.config import MODELS, FitConfig
 from debias.fit.errors import NonFiniteLoss
 from debias.groups import column_groups
 from debias.sampling import epoch_generator, rank_share, uniform_indices, weighted_indices
@@ -32,9 +32,6 @@ from debias.weight_files import DistributedWeightedSampler, SampleWeights
 from debias.weighting import AUTO, WeightingSettings, needs_groups, normalize_log_weights, weight_summary
 from debias.weighting.labels import balanced_group_log_weights
 from debias.weighting.sharded import sharded_training_weights
-
-if TYPE_CHECKING:
-    from debias.fit.config import FitConfig
 
 Batches = Iterable[tuple[torch.Tensor, torch.Tensor]]
 
@@ -244,11 +241,10 @@ class FileDraw(Draw):
         )
 
 
-# Model name -> how it draws; the order is the order models train in and fixes each one's stream.
+# Model name -> how it draws, for every model of debias.fit.config.MODELS.
 DRAWS: dict[str, type[Draw]] = {
     "uniform": UniformDraw,
     "dbvae": DensityDraw,
     "sampler": FileDraw,
     "oracle": GroupBalancedDraw,
 }
-MODELS = tuple(DRAWS)

@@ -42,9 +42,9 @@ from debias.distributed import SINGLE, DistContext, session
 from debias.errors import UserError
 from debias.fit.auto import select_strategy
 from debias.fit.checkpoint import Progress, checkpoint_state, dataset_fingerprint, describe_progress, restore
-from debias.fit.config import FitConfig, validate
+from debias.fit.config import MODELS, FitConfig, validate
 from debias.fit.device import resolve_device
-from debias.fit.draws import DRAWS, MODELS, DensityDraw, FileDraw
+from debias.fit.draws import DRAWS, DensityDraw, FileDraw
 from debias.fit.errors import CompileFailed, FitInterrupted, NonFiniteLoss
 from debias.fit.evaluation import evaluate, predictions_frame, sharded_predict
 from debias.fit.health import advice, latent_health
@@ -66,7 +66,7 @@ from debias.run_dir import (
     prepare_run_dir,
 )
 from debias.weight_files import write_weights
-from debias.weighting import AUTO, LATENT_STRATEGIES, WeightingSettings, needs_groups
+from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_groups, reads_latents
 from debias.weighting.errors import early_error_rates
 
 
@@ -89,7 +89,7 @@ def check_dataset(dataset: Dataset, config: FitConfig) -> None:
         raise UserError(
             f"--weighting {named} reweighs by the true group of every training image, but {dataset.name} has no group "
             "columns; name them with --groups ATTR[,ATTR] (CelebA attributes, a manifest's columns), or choose a "
-            "strategy without group labels (classes, histogram, joint, errors)"
+            f"strategy without group labels ({', '.join(name for name in STRATEGIES if not needs_groups(name))})"
         )
     missing = [name for name in config.val_groups if name not in dataset.valid.attributes.columns]
     if missing:
@@ -357,9 +357,12 @@ class Fit:
             self.device,
             dbvae.amp,
         )
-        reads_latents = dbvae.draw.weighting.strategy in LATENT_STRATEGIES
         health["advice"] = advice(
-            health, self.config.beta, self.config.epochs, self.config.vae_warmup_steps, reads_latents
+            health,
+            self.config.beta,
+            self.config.epochs,
+            self.config.vae_warmup_steps,
+            reads_latents(dbvae.draw.weighting.strategy),
         )
         train = self.dataset.train
         weights = self.trainers["dbvae"].draw.weights.cpu().numpy()

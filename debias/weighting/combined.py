@@ -20,10 +20,16 @@ errors+latent  the errors, smoothed along the latent directions that predict the
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from debias.weighting.errors import jtt_log_weights, latent_error_probability
-from debias.weighting.joint import joint_log_weights
+from debias.weighting.joint import joint_log_weights, joint_options
+
+if TYPE_CHECKING:
+    from debias.weighting.compute import WeightingInputs
+    from debias.weighting.settings import WeightingSettings
 
 
 def errors_joint_log_weights(
@@ -39,3 +45,15 @@ def errors_latent_log_weights(
     """log(1 + (lambda - 1) * p(error | latent, class)), [N] float64."""
     p = latent_error_probability(mu, labels, errors)
     return torch.log1p((upweight - 1.0) * p)
+
+
+def errors_joint_strategy(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    """The `errors+joint` strategy's log-weights of the scored rows (debias.weighting.strategies)."""
+    return errors_joint_log_weights(
+        inputs.latents, inputs.labels, inputs.errors, settings.errors_upweight, **joint_options(settings)
+    )
+
+
+def errors_latent_strategy(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    """The `errors+latent` strategy's log-weights of the scored rows (debias.weighting.strategies)."""
+    return errors_latent_log_weights(inputs.latents, inputs.labels, inputs.errors, settings.errors_upweight)

@@ -15,11 +15,16 @@ samples. `latent_error_probability` smooths them along the latent directions tha
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from debias.weighting.joint import standardize
+
+if TYPE_CHECKING:
+    from debias.weighting.compute import WeightingInputs
+    from debias.weighting.settings import WeightingSettings
 
 # Inverse L2 strength of the error probe, on standardized latents. 1.0 is scikit-learn's
 # default; at a few hundred errors and up to 100 dimensions it keeps the probe from fitting
@@ -84,3 +89,8 @@ def latent_error_probability(mu: torch.Tensor, labels: torch.Tensor, errors: tor
         probe.fit(z, err[rows])
         out[rows] = probe.predict_proba(z)[:, 1]
     return torch.from_numpy(out).to(mu.device)
+
+
+def errors_strategy(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    """The `errors` strategy's log-weights of the scored rows (debias.weighting.strategies)."""
+    return jtt_log_weights(inputs.errors, settings.errors_upweight)

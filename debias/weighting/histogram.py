@@ -31,10 +31,15 @@ gives it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-COMBINATIONS = ("product", "geometric", "max")
+from debias.weighting.settings import COMBINATIONS
+
+if TYPE_CHECKING:
+    from debias.weighting.compute import WeightingInputs
+    from debias.weighting.settings import WeightingSettings
 # 4096 rows x 100 dimensions: a 3.3 MB float64 chunk buffer, which stays in this CPU's caches;
 # much smaller chunks pay more per-op overhead (and, with two threads, more OpenMP starts).
 DEFAULT_CHUNK_ROWS = 4096
@@ -208,3 +213,8 @@ def histogram_log_weights(
     _check_combine_alpha(combine, alpha)
     binned = bin_latents(mu, bins, chunk_rows=chunk_rows)
     return score_bins(binned, binned.counts(), alpha, combine, chunk_rows)
+
+
+def histogram_strategy(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    """The `histogram` strategy's log-weights of the scored rows (debias.weighting.strategies)."""
+    return histogram_log_weights(inputs.latents, bins=settings.bins, alpha=settings.alpha, combine=settings.combine)

@@ -25,12 +25,14 @@ Everything is deterministic: PCA by SVD, the mixture fitted with a fixed random_
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-# The two density estimates `joint_method` chooses between (step 2 above).
-JOINT_METHODS = ("gmm", "knn")
+if TYPE_CHECKING:
+    from debias.weighting.compute import WeightingInputs
+    from debias.weighting.settings import WeightingSettings
 
 # Ridge added to the diagonal of every mixture covariance, in units of the standardized
 # latents' variance: keeps a component that caught a few near-identical samples from
@@ -122,3 +124,19 @@ def joint_log_weights(
         return relative_log_weights(log_p, alpha)
 
     return torch.from_numpy(per_class(x, y, score)).to(mu.device)
+
+
+def joint_options(settings: WeightingSettings) -> dict:
+    """The keyword arguments of `joint_log_weights` from the settings."""
+    return dict(
+        dims=settings.joint_dims,
+        method=settings.joint_method,
+        components=settings.joint_components,
+        knn_k=settings.knn_k,
+        alpha=settings.joint_alpha,
+    )
+
+
+def joint_strategy(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    """The `joint` strategy's log-weights of the scored rows (debias.weighting.strategies)."""
+    return joint_log_weights(inputs.latents, inputs.labels, **joint_options(settings))

@@ -12,6 +12,7 @@ groups           reweighing (Kamiran & Calders 2012, AIF360's `Reweighing`): w =
                  Over the rows these weights already average to 1 (sum n_gy P(g)P(y)/P(g,y) = N).
 balanced-groups  every (group, label) cell gets the same total weight, w ~ 1 / n_gy: what the oracle
                  model of a fit draws by.
+uniform          every weight 1, no reweighting: the baseline of them all.
 
 `groups` is a per-row group name (the group attributes without the label, e.g. 'Male=1'); every
 function returns unnormalized log-weights [N] (float64), as the strategies of the registry do.
@@ -19,9 +20,15 @@ function returns unnormalized log-weights [N] (float64), as the strategies of th
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 import torch
+
+if TYPE_CHECKING:
+    from debias.weighting.compute import WeightingInputs
+    from debias.weighting.settings import WeightingSettings
 
 
 def _counts_of(keys: pd.Series | pd.DataFrame) -> np.ndarray:
@@ -63,3 +70,23 @@ def balanced_group_log_weights(groups, labels) -> torch.Tensor:
 
 
 __all__ = ["balanced_group_log_weights", "class_balanced_log_weights", "reweighing_log_weights"]
+
+
+def classes_strategy(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    """The `classes` strategy's log-weights of the scored rows (debias.weighting.strategies)."""
+    return class_balanced_log_weights(inputs.labels).to(inputs.latents.device)
+
+
+def groups_strategy(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    """The `groups` strategy's log-weights of the scored rows (debias.weighting.strategies)."""
+    return reweighing_log_weights(inputs.groups, inputs.labels).to(inputs.latents.device)
+
+
+def balanced_groups_strategy(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    """The `balanced-groups` strategy's log-weights of the scored rows (debias.weighting.strategies)."""
+    return balanced_group_log_weights(inputs.groups, inputs.labels).to(inputs.latents.device)
+
+
+def uniform_strategy(inputs: WeightingInputs, settings: WeightingSettings) -> torch.Tensor:
+    """The `uniform` strategy's log-weights: all 0, every weight 1."""
+    return torch.zeros(len(inputs.labels), dtype=torch.float64, device=inputs.latents.device)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from debias.settings import setting
-from debias.weighting.histogram import COMBINATIONS
-from debias.weighting.joint import JOINT_METHODS
+from debias.settings import problems, setting
 
 # `--weighting auto` is resolved by `debias fit` (debias.fit.auto), never by a strategy.
 AUTO = "auto"
+# How the histogram strategy combines its per-dimension densities (debias.weighting.histogram).
+COMBINATIONS = ("product", "geometric", "max")
+# The two density estimates of the joint strategies (debias.weighting.joint, step 2).
+JOINT_METHODS = ("gmm", "knn")
 
 # Upper bounds, checked before anything is allocated. A histogram's tables are latent dims x bins
 # float64 values (10,000 bins at 100 dims: 8 MB each); beyond one bin per ~16 training images the
@@ -23,8 +25,8 @@ MAX_ALPHA = 1e6
 
 
 def strategy_names() -> tuple[str, ...]:
-    """Every registered strategy, then auto (looked up when asked: the registry fills on import)."""
-    from debias.weighting import STRATEGIES
+    """Every registered strategy, then auto (looked up when asked, so a strategy registered later is listed)."""
+    from debias.weighting.registry import STRATEGIES
 
     return (*STRATEGIES, AUTO)
 
@@ -135,3 +137,27 @@ class WeightingSettings:
     def to_dict(self) -> dict:
         """Plain dict for config.json."""
         return asdict(self)
+
+    @classmethod
+    def from_record(cls, recorded: dict) -> WeightingSettings:
+        """The settings a run recorded (config.json's settings.weighting), as that run computed its weights.
+
+        Runs recorded before keep_class_shares existed normalized over all scored rows; only
+        `joint` kept each class's share then, inside its own code. TypeError for a key that is no
+        field.
+        """
+        kept_then = recorded.get("strategy") == "joint"
+        return cls(**{"keep_class_shares": kept_then, **recorded})
+
+
+def validate(settings: WeightingSettings, allow_auto: bool = False) -> None:
+    """Raise ValueError naming every setting that is out of range (one message).
+
+    `allow_auto`: accept strategy "auto" (a fit's settings, resolved by measurement before use).
+    """
+    found = problems(settings)
+    if settings.strategy == AUTO and not allow_auto:
+        names = ", ".join(strategy_names()[:-1])
+        found.append("--weighting auto is chosen by `debias fit`; pass a strategy: " + names)
+    if found:
+        raise ValueError("; ".join(found))

@@ -17,15 +17,10 @@ import math
 
 import torch
 
-from debias.weighting import (
-    WeightingSettings,
-    class_strata,
-    scored_rows,
-    training_weights,
-    validate,
-    weights_from_scores,
-)
+from debias.weighting.compute import class_strata, scored_rows, training_weights, weights_from_scores
 from debias.weighting.histogram import DEFAULT_CHUNK_ROWS, bin_latents, latent_range, score_bins
+from debias.weighting.registry import get_strategy
+from debias.weighting.settings import WeightingSettings, validate
 
 
 def sharded_histogram_log_weights(
@@ -71,6 +66,15 @@ def sharded_histogram_log_weights(
     return score_bins(binned, counts, alpha, combine, chunk_rows)
 
 
+def histogram_shard_log_weights(
+    local_latents: torch.Tensor, total_rows: int, comm, settings: WeightingSettings
+) -> torch.Tensor:
+    """The `histogram` strategy's log-weights of this process's scored rows (its `sharded` entry)."""
+    return sharded_histogram_log_weights(
+        local_latents, total_rows, comm, bins=settings.bins, alpha=settings.alpha, combine=settings.combine
+    )
+
+
 def sharded_training_weights(
     local_latents: torch.Tensor,
     labels,
@@ -85,21 +89,20 @@ def sharded_training_weights(
 
     labels: every row's label [N]; early_probs: every row's P(label = 1) from the early classifier
     (the errors strategies), or None; groups: every row's group name (the group strategies), or None. Returns weights [N] and scores [N], the same on every process,
-    and the gathered latents [N, k] when the strategy needed them (else None: the histogram
-    strategy moves counts, not latents).
+    and the gathered latents [N, k] when the strategy needed them (else None: a strategy with a
+    `sharded` entry, the histograms, moves counts, not latents).
     """
     validate(settings)
     device = local_latents.device
     labels = torch.as_tensor(labels).reshape(-1).to(device)
-    if settings.strategy == "histogram":
-        scored = scored_rows(labels, vae_on_all)
+    strategy = get_strategy(settings.strategy)
+    if strategy.sharded is not None:
+        scored = scored_rows(labels, vae_on_all or strategy.scores_every_row)
         local_score = torch.full((len(local_latents),), float("nan"), dtype=torch.float64, device=device)
         total = int(scored.sum())
         if total:
             mine = scored[rows]
-            local_score[mine] = sharded_histogram_log_weights(
-                local_latents[mine], total, comm, bins=settings.bins, alpha=settings.alpha, combine=settings.combine
-            )
+            local_score[mine] = strategy.sharded_log_weights(local_latents[mine], total, comm, settings)
         score = comm.all_gather_rows(local_score)
         weights = weights_from_scores(score, scored, settings.cap, class_strata(labels, settings))
         latents = None
@@ -118,4 +121,4 @@ def sharded_training_weights(
     return weights, score, latents
 
 
-__all__ = ["sharded_histogram_log_weights", "sharded_training_weights"]
+__all__ = ["histogram_shard_log_weights", "sharded_histogram_log_weights", "sharded_training_weights"]
