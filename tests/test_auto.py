@@ -63,14 +63,15 @@ class Planted:
 def planted(monkeypatch):
     record = Planted()
 
-    def fake_candidate(strategy, dataset, config, device, early_probs, progress, ctx, warmed_up=None):
+    real_candidate = debias.fit.auto.train_candidate
+
+    def fake_candidate(strategy, dataset, config, device, early_probs, progress, ctx, warmed_up):
         record.calls.append(strategy)
         assert config.auto_epochs == 1
-        torch.manual_seed(123)  # a real candidate run reseeds and draws from the global RNG
-        torch.rand(10)
         if strategy.startswith("errors"):
             assert early_probs is not None and len(early_probs) == len(dataset.train)
-        return planted_probs(dataset.valid, record.cells[strategy]), {"ess": 0.5, "max_min_ratio": 3.0}
+        _, stats, head_start = real_candidate(strategy, dataset, config, device, early_probs, progress, ctx, warmed_up)
+        return planted_probs(dataset.valid, record.cells[strategy]), stats, head_start
 
     monkeypatch.setattr(debias.fit.auto, "train_candidate", fake_candidate)
     return record

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
 from debias.data import Dataset
-from debias.distributed import SINGLE, DistContext
+from debias.distributed import DistContext
 from debias.fit.config import FitConfig
 from debias.fit.draws import DensityDraw
 from debias.fit.evaluation import sharded_predict
@@ -108,6 +108,28 @@ def choose_over_uniform(candidates: dict[str, dict], criterion: str, accuracy_bu
     return choose({UNIFORM: candidates[UNIFORM], **earned}, criterion, accuracy_budget)
 
 
+@dataclass
+class HeadStart:
+    """A candidate's short run, the DB-VAE's first weighted epochs of a fit with that strategy: once it is chosen,
+    the fit goes on from here instead of training those epochs again."""
+
+    model: dict
+    optimizer: dict
+    history: list[dict]
+    rng: torch.Tensor
+    cuda_rng: list | None
+
+
+def _rng_state(device: torch.device) -> tuple[torch.Tensor, list | None]:
+    return torch.get_rng_state(), torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+
+
+def _set_rng_state(rng: torch.Tensor, cuda_rng: list | None) -> None:
+    torch.set_rng_state(rng)
+    if cuda_rng is not None:
+        torch.cuda.set_rng_state_all(cuda_rng)
+
+
 def train_candidate(
     strategy: str,
     dataset: Dataset,
@@ -115,25 +137,29 @@ def train_candidate(
     device: torch.device,
     early_probs: np.ndarray | None,
     progress: bool,
-    ctx: DistContext = SINGLE,
-    warmed_up: Trainer | None = None,
-) -> tuple[np.ndarray, dict]:
-    """One short run of `--weighting auto`: the DB-VAE trained `config.auto_epochs` weighted epochs with
-    `strategy`'s weights, as the fit's DB-VAE would be, continuing from `warmed_up` (the fit's DB-VAE
-    after its warm-up, copied, never changed) when given, else from a fresh one. Returns its
-    P(label = 1) on the validation split and the weight_summary of the last weights it drew by."""
-    short = replace(config, epochs=config.auto_epochs, weighting=replace(config.weighting, strategy=strategy))
-    draw = DensityDraw("dbvae", dataset, short, device, ctx)
+    ctx: DistContext,
+    warmed_up: Trainer,
+) -> tuple[np.ndarray, dict, HeadStart]:
+    """One short run of `--weighting auto`: the first `config.auto_epochs` weighted epochs of the fit's DB-VAE
+    with `strategy`'s weights, continuing from `warmed_up` (the fit's DB-VAE after its warm-up, copied,
+    never changed) with the global RNG as it is now, so they are exactly the epochs a fit with
+    `--weighting STRATEGY` trains. Returns its P(label = 1) on the validation split, the
+    weight_summary of the last weights it drew by, and its state (HeadStart)."""
+    rng = _rng_state(device)
+    candidate = replace(config, weighting=replace(config.weighting, strategy=strategy))
+    draw = DensityDraw("dbvae", dataset, candidate, device, ctx)
     draw.early_probs = early_probs
     trainer = Trainer(draw, label=strategy)
-    if warmed_up is not None:
-        trainer.model.load_state_dict(warmed_up.model.state_dict())
-        # A deep copy: Adam's load_state_dict keeps the given moment tensors when their dtype and
-        # device already fit, so the candidate's steps would update the fit's own optimizer state.
-        trainer.optimizer.load_state_dict(copy.deepcopy(warmed_up.optimizer.state_dict()))
-    trainer.train(progress, first_epoch=draw.warmup_epochs + 1)
+    trainer.model.load_state_dict(warmed_up.model.state_dict())
+    # A deep copy: Adam's load_state_dict keeps the given moment tensors when their dtype and
+    # device already fit, so the candidate's steps would update the fit's own optimizer state.
+    trainer.optimizer.load_state_dict(copy.deepcopy(warmed_up.optimizer.state_dict()))
+    _set_rng_state(*rng)  # building the network reseeded the global RNG; the fit's stream goes on from here
+    first = draw.warmup_epochs + 1
+    history = trainer.train(progress, first_epoch=first, last_epoch=first + config.auto_epochs - 1)
     probs = sharded_predict(trainer.model, dataset.valid.images, config.eval_batch_size, device, trainer.amp, ctx)
-    return probs, weight_summary(draw.weights)
+    head_start = HeadStart(trainer.model.state_dict(), trainer.optimizer.state_dict(), history, *_rng_state(device))
+    return probs, weight_summary(draw.weights), head_start
 
 
 def select_strategy(
@@ -142,28 +168,30 @@ def select_strategy(
     device: torch.device,
     early_probs: np.ndarray | None,
     progress: bool,
-    ctx: DistContext = SINGLE,
-    warmed_up: Trainer | None = None,
-) -> dict:
+    ctx: DistContext,
+    warmed_up: Trainer,
+) -> tuple[dict, HeadStart]:
     """Run every candidate strategy and uniform sampling briefly and choose by validation figures (`choose_over_uniform`).
 
     Every candidate starts from `warmed_up`, the fit's DB-VAE after its uniform warm-up (the
-    warm-up does not depend on the strategy, so it is trained once for all of them).
+    warm-up does not depend on the strategy, so it is trained once for all of them), and from the
+    same global RNG state.
 
-    Returns the record written to config.json as "weighting_selection": criterion, val_groups,
-    epochs, chosen, and per candidate its validation figures, ESS, max/min weight ratio, seconds and
-    (but uniform) its comparison with uniform ("versus_uniform", debias.weights_check).
-    The global torch RNG is restored afterwards, so the fit's DB-VAE trains exactly as it would
-    with `--weighting CHOSEN`. Under DDP every rank gets rank 0's record, so all train the same choice.
+    Returns the record written to config.json as "weighting_selection" (criterion, val_groups,
+    epochs, chosen, and per candidate its validation figures, ESS, max/min weight ratio, seconds and,
+    but for uniform, its comparison with uniform, "versus_uniform", debias.weights_check), and the
+    chosen candidate's HeadStart: the fit's DB-VAE goes on from it (and from its RNG state), so it
+    trains exactly as it would with `--weighting CHOSEN`. Under DDP every rank gets rank 0's record,
+    so all train the same choice.
     """
-    rng = torch.get_rng_state()
-    cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
+    rng = _rng_state(device)
     valid = dataset.valid
     criterion = WORST_GROUP if config.val_groups else WORST_CLASS
-    candidates, probs = {}, {}
+    candidates, probs, head_starts = {}, {}, {}
     for strategy in config.candidates:
         start = time.perf_counter()
-        probs[strategy], stats = train_candidate(
+        _set_rng_state(*rng)
+        probs[strategy], stats, head_starts[strategy] = train_candidate(
             strategy, dataset, config, device, early_probs, progress, ctx, warmed_up
         )
         figures = validation_figures(valid.labels, probs[strategy], valid.attributes, config.val_groups)
@@ -174,10 +202,7 @@ def select_strategy(
             candidates[strategy]["versus_uniform"] = compare_with_uniform(
                 valid.labels, probs[UNIFORM], probs[strategy], valid.attributes, config.val_groups
             )
-    torch.set_rng_state(rng)
-    if cuda_rng is not None:
-        torch.cuda.set_rng_state_all(cuda_rng)
-    return ctx.broadcast_object(
+    record = ctx.broadcast_object(
         {
             "criterion": criterion,
             "val_groups": list(config.val_groups),
@@ -187,3 +212,4 @@ def select_strategy(
             "candidates": candidates,
         }
     )
+    return record, head_starts[record["chosen"]]

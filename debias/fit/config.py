@@ -291,6 +291,11 @@ def _strategy_problems(config: FitConfig) -> list[str]:
                         f"{item.setting.flag} only applies to --weighting auto (it chooses the strategy); "
                         "drop it or add --weighting auto"
                     )
+    elif isinstance(config.auto_epochs, int) and isinstance(config.epochs, int) and config.auto_epochs > config.epochs:
+        found.append(
+            f"--auto-epochs {config.auto_epochs} is more than --epochs {config.epochs}: each candidate's short run is "
+            "the first weighted epochs of the DB-VAE; lower --auto-epochs or raise --epochs"
+        )
     # A weighting setting the strategy does not read would be ignored without a word.
     strategies = config.candidates if config.weighting.strategy == AUTO else (config.weighting.strategy,)
     weighting, defaults = config.weighting, _DEFAULTS.weighting

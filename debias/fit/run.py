@@ -298,15 +298,21 @@ class Fit:
                 "start a new fit with --out NEW_FOLDER"
             )
         if self.config.weighting.strategy == AUTO and self.state.selection is None:
-            self.state.selection = select_strategy(
-                self.dataset,
-                self.config,
-                self.device,
-                self.state.early_probs,
-                self.progress,
-                self.ctx,
-                warmed_up=self.trainers["dbvae"],
+            dbvae = self.trainers["dbvae"]
+            self.state.selection, head_start = select_strategy(
+                self.dataset, self.config, self.device, self.state.early_probs, self.progress, self.ctx, dbvae
             )
+            # The chosen candidate's short run is this DB-VAE's first weighted epochs: go on from there.
+            dbvae.model.load_state_dict(head_start.model)
+            dbvae.optimizer.load_state_dict(head_start.optimizer)
+            for row in head_start.history:
+                self.state.history.append(row)
+                if self.board is not None:
+                    self.board.log(row)
+            self.state.done["dbvae"] = head_start.history[-1]["epoch"]
+            torch.set_rng_state(head_start.rng)
+            if head_start.cuda_rng is not None:
+                torch.cuda.set_rng_state_all(head_start.cuda_rng)
             self._save_checkpoint()
             if self.ctx.is_main:
                 self.folder.write_json(CONFIG, self._config_record(status="running"))
