@@ -122,6 +122,10 @@ def test_report_never_replaces_a_users_groups_csv(run_copy, tmp_path):
     assert invoke("report", a, "--out", tmp_path / "r.html", "--overwrite", "--n-boot", "100").exit_code == 0
     again = invoke("report", a, "--out", tmp_path / "r.html", "--n-boot", "100")  # its own earlier report
     assert again.exit_code == 0, again.output
+    b = run_copy("B")
+    assert invoke("report", b, "--n-boot", "100").exit_code == 0
+    assert_one_message(invoke("report", a, "--out", b), "report.html already exists and belongs to the run in")
+    assert json.loads((b / "report.json").read_text())["run_dir"] == str(b.resolve()), "B's own report stays"
 
 
 def test_fit_overwrite_removes_only_what_debias_wrote(tmp_path):
