@@ -195,7 +195,7 @@ def test_report_shows_the_weights_file_it_reads(run_copy):
     assert invoke("report", a, "--n-boot", "100").exit_code == 0
     report = json.loads((a / "report.json").read_text())
     new = pd.read_csv(a / "weights.csv")["weight"].to_numpy()
-    expected = weight_summary(torch.from_numpy(new))
+    expected = weight_summary(torch.tensor(new))
     assert report["final_weights"]["ess"] == pytest.approx(expected["ess"])
     assert report["final_weights"]["max_min_ratio"] == pytest.approx(expected["max_min_ratio"])
     assert report["weighting_strategy"] == "joint" and report["trained_with"] == "errors"
