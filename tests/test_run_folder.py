@@ -122,6 +122,10 @@ def test_report_never_replaces_a_users_groups_csv(run_copy, tmp_path):
     assert invoke("report", a, "--out", tmp_path / "r.html", "--overwrite", "--n-boot", "100").exit_code == 0
     again = invoke("report", a, "--out", tmp_path / "r.html", "--n-boot", "100")  # its own earlier report
     assert again.exit_code == 0, again.output
+    b = run_copy("B")
+    assert invoke("report", b, "--n-boot", "100").exit_code == 0
+    assert_one_message(invoke("report", a, "--out", b), "report.html already exists and belongs to the run in")
+    assert json.loads((b / "report.json").read_text())["run_dir"] == str(b.resolve()), "B's own report stays"
 
 
 def test_fit_overwrite_removes_only_what_debias_wrote(tmp_path):
@@ -191,7 +195,7 @@ def test_report_shows_the_weights_file_it_reads(run_copy):
     assert invoke("report", a, "--n-boot", "100").exit_code == 0
     report = json.loads((a / "report.json").read_text())
     new = pd.read_csv(a / "weights.csv")["weight"].to_numpy()
-    expected = weight_summary(torch.from_numpy(new))
+    expected = weight_summary(torch.tensor(new))
     assert report["final_weights"]["ess"] == pytest.approx(expected["ess"])
     assert report["final_weights"]["max_min_ratio"] == pytest.approx(expected["max_min_ratio"])
     assert report["weighting_strategy"] == "joint" and report["trained_with"] == "errors"

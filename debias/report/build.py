@@ -32,7 +32,7 @@ from debias.report.run import (
     Run,
     aligned_training_rows,
     check_report_targets,
-    is_json_with,
+    earlier_output,
     load_run,
     load_run_dataset,
     model_label,
@@ -41,7 +41,7 @@ from debias.report.run import (
 )
 from debias.report.strategy import auto_sentence, describe
 from debias.run_dir import BY_REPORT
-from debias.run_folder import output_folder
+from debias.run_folder import RunFolder, output_folder
 from debias.run_warnings import constant_predictors, run_warnings
 
 REPORT_FORMAT_VERSION = 2  # 2: exact intervals, group keys, paired tests, warnings
@@ -251,18 +251,22 @@ def write_report(
     """Write report.html, report.json and groups.csv for a run directory and return the HTML path.
 
     out=None writes them into RUN; otherwise `out` is the HTML file (its .json and .groups.csv
-    land beside it) or a folder to hold all three. An earlier report there is replaced; any other
-    existing file only with `overwrite`, a file of a run folder never (check_report_targets).
+    land beside it) or a folder to hold all three. An earlier report there is replaced (not
+    another run's in that run's own folder); any other existing file only with `overwrite`, a
+    file of a run folder never (check_report_targets).
     `resamples` and `seed` drive the paired permutation test of worst-group accuracy. `dataset` (a
     debias.data.Dataset) skips reloading the data when the caller has it in memory, as `debias fit
     --report` does.
     """
     html_path, json_path = report_paths(run_dir, out)
     groups_path = groups_csv_path(json_path)
-    ours = is_json_with(json_path, REPORT_KEYS)
+    # An earlier report is replaced without asking, but not another run's in that run's own folder.
+    into_other_run = RunFolder.beside(html_path) is not None and html_path.parent.resolve() != Path(run_dir).resolve()
+    ours = earlier_output(json_path, REPORT_KEYS) is not None and not into_other_run
     check_report_targets(
         {html_path: ours, json_path: ours, groups_path: ours and starts_with_header(groups_path, GROUPS_HEADER)},
         overwrite,
+        f"belongs to the run in {html_path.parent}" if into_other_run else "is not a report written by `debias report`",
     )
     report, html, groups = build_report(run_dir, resamples=resamples, seed=seed, dataset=dataset)
     text = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"

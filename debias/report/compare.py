@@ -22,7 +22,7 @@ from debias.report.evaluate import evaluate_models, paired_against
 from debias.report.headline import percent
 from debias.report.metrics import CI_LEVEL, INTERVAL_METHOD
 from debias.report.render import environment
-from debias.report.run import Run, check_report_targets, is_json_with, load_run
+from debias.report.run import Run, check_report_targets, earlier_output, load_run
 from debias.report.strategy import describe
 from debias.run_dir import BY_REPORT
 from debias.run_folder import output_folder
@@ -193,7 +193,7 @@ def write_comparison(
     out = Path(out)
     html_path = out / "compare.html" if out.is_dir() or out.suffix == "" else out
     json_path = html_path.with_suffix(".json")
-    ours = is_json_with(json_path, COMPARISON_KEYS)
+    ours = earlier_output(json_path, COMPARISON_KEYS) is not None
     check_report_targets({html_path: ours, json_path: ours}, overwrite)
     report, html = build_comparison(run_dirs, baseline, resamples=resamples, seed=seed)
     try:

@@ -179,12 +179,15 @@ def report_paths(run_dir: str | Path, out: str | Path | None) -> tuple[Path, Pat
     return html, html.with_suffix(".json")
 
 
-def check_report_targets(targets: dict[Path, bool], overwrite: bool) -> None:
+def check_report_targets(
+    targets: dict[Path, bool], overwrite: bool, why: str = "is not a report written by `debias report`"
+) -> None:
     """UserError unless writing every path of `targets` replaces only reports.
 
     `targets`: each path to write -> whether it holds debias's own earlier output there (which is
     always replaced). A file of a run folder (config.json, weights.csv, checkpoint.pt, ...) is never
-    replaced, not even with `overwrite`; any other existing file needs `overwrite`.
+    replaced, not even with `overwrite`; any other existing file needs `overwrite` (`why` says what
+    it is).
     """
     html = next(iter(targets))
     if html.suffix.lower() not in (".html", ".htm"):
@@ -201,18 +204,17 @@ def check_report_targets(targets: dict[Path, bool], overwrite: bool) -> None:
     for target, ours in targets.items():
         if target.exists() and not ours:
             raise UserError(
-                f"{target} already exists and is not a report written by `debias report`; "
-                "pass --overwrite to replace it, or choose another --out"
+                f"{target} already exists and {why}; pass --overwrite to replace it, or choose another --out"
             )
 
 
-def is_json_with(path: Path, keys: set[str]) -> bool:
-    """Whether `path` holds a JSON object with (at least) `keys`: a report or comparison debias wrote."""
+def earlier_output(path: Path, keys: set[str]) -> dict | None:
+    """The JSON object in `path` when it has (at least) `keys`: a report or comparison debias wrote; else None."""
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return False
-    return isinstance(content, dict) and keys <= content.keys()
+        return None
+    return content if isinstance(content, dict) and keys <= content.keys() else None
 
 
 def starts_with_header(path: Path, header: str) -> bool:
