@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from debias.paired import format_p
+from debias.weights_check import FIGURE_NAMES
 
 # Below a tenth of N a few images carry most of the draws (BENCHMARKS.md: the raw product's
 # ESS ~0 collapsed the classifier to one class).
@@ -61,11 +62,8 @@ def latent_health_lines(health: dict | None) -> list[str]:
     return lines
 
 
-_FIGURE_NAMES = {"accuracy": "accuracy", "worst_class_accuracy": "worst class", "worst_group_accuracy": "worst group"}
-
-
 def _figure(name: str, test: dict) -> str:
-    return f"{_FIGURE_NAMES[name]} {test['weighted']:.1%} against {test['uniform']:.1%} ({format_p(test['p_value'])})"
+    return f"{FIGURE_NAMES[name]} {test['weighted']:.1%} against {test['uniform']:.1%} ({format_p(test['p_value'])})"
 
 
 def weights_check_warnings(config: dict, label: Callable[[str], str] = str) -> list[str]:

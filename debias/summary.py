@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from debias.run_warnings import latent_health_lines, run_warnings
 from debias.weighting import STRATEGIES
+from debias.weights_check import auto_choice_sentence
 
 
 def format_summary(result: dict) -> str:
@@ -27,21 +28,12 @@ def format_summary(result: dict) -> str:
     selection = result.get("weighting_selection")
     if selection:
         criterion = selection["criterion"]
-        lines += [
-            "",
-            f"--weighting auto chose {selection['chosen']} by validation {criterion.replace('_', ' ')}"
-            + (f" over {','.join(selection['val_groups'])}" if selection["val_groups"] else "")
-            + (
-                f", within {selection['accuracy_budget']:g} points of the most accurate"
-                if "accuracy_budget" in selection
-                else ""
-            )
-            + ":",
-        ]
+        lines += ["", auto_choice_sentence(selection)]
         for name, figures in selection["candidates"].items():
             mark = "*" if name == selection["chosen"] else " "
             lines.append(
-                f" {mark} {name:<14}{figures[criterion]:>8.3f}   accuracy {figures['accuracy']:.3f}   ESS {figures['ess']:.2f}"
+                f" {mark} {name:<14}{criterion.replace('_', ' ')} {figures[criterion]:.3f}   accuracy "
+                f"{figures['accuracy']:.3f}   ESS {figures['ess']:.2f}"
             )
     elif result.get("weighting_strategy"):
         lines += ["", f"weighting: {result['weighting_strategy']}"]

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from debias.groups import group_labels
-from debias.paired import SIGNIFICANCE, mcnemar, worst_group_test
+from debias.paired import SIGNIFICANCE, format_p, mcnemar, worst_group_test
 
 ACCURACY, WORST_CLASS, WORST_GROUP = "accuracy", "worst_class_accuracy", "worst_group_accuracy"
+FIGURE_NAMES = {ACCURACY: "accuracy", WORST_CLASS: "worst class", WORST_GROUP: "worst group"}
 
 
 def _losses(figures: dict) -> list[str]:
@@ -67,3 +68,35 @@ def compare_with_uniform(
         }
     result["loses"] = _losses(result)
     return result
+
+
+def _candidate_verdict(name: str, figures: dict, criterion: str) -> str:
+    check = figures.get("versus_uniform")
+    if check is None:  # recorded before uniform was the reference
+        return f"{name} {figures[criterion]:.1%}"
+    gain = check[criterion]
+    text = f"{name} {gain['weighted']:.1%} against {gain['uniform']:.1%} ({format_p(gain['p_value'])})"
+    if check["loses"]:
+        text += ", but it loses " + " and ".join(FIGURE_NAMES[f] for f in check["loses"])
+    return text
+
+
+def auto_choice_sentence(selection: dict) -> str:
+    """What `--weighting auto` chose and why, in one sentence, from config.json's "weighting_selection"."""
+    criterion = selection["criterion"]
+    groups = selection.get("val_groups") or []
+    figure = FIGURE_NAMES[criterion] + (f" over {', '.join(groups)}" if groups else "")
+    others = {name: f for name, f in selection["candidates"].items() if name != "uniform"}
+    verdicts = "; ".join(_candidate_verdict(name, f, criterion) for name, f in others.items())
+    epochs = f"after {selection['epochs']} epoch(s) each"
+    if selection["chosen"] == "uniform":
+        return (
+            f"--weighting auto kept uniform sampling (every weight 1): no candidate raised the validation {figure} "
+            f"accuracy beyond noise without losing to uniform elsewhere ({verdicts}; {epochs})."
+        )
+    return f"--weighting auto chose {selection['chosen']}: validation {figure} accuracy {verdicts}; {epochs}" + (
+        f"; among the candidates that beat uniform, the best within {selection['accuracy_budget']:g} points of "
+        "the most accurate."
+        if len(others) > 1
+        else "."
+    )

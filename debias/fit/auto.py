@@ -140,7 +140,7 @@ def train_candidate(
     ctx: DistContext,
     warmed_up: Trainer,
 ) -> tuple[np.ndarray, dict, HeadStart]:
-    """One short run of `--weighting auto`: the first `config.auto_epochs` weighted epochs of the fit's DB-VAE
+    """One short run of `--weighting auto`: the first `config.short_run_epochs` weighted epochs of the fit's DB-VAE
     with `strategy`'s weights, continuing from `warmed_up` (the fit's DB-VAE after its warm-up, copied,
     never changed) with the global RNG as it is now, so they are exactly the epochs a fit with
     `--weighting STRATEGY` trains. Returns its P(label = 1) on the validation split, the
@@ -156,7 +156,7 @@ def train_candidate(
     trainer.optimizer.load_state_dict(copy.deepcopy(warmed_up.optimizer.state_dict()))
     _set_rng_state(*rng)  # building the network reseeded the global RNG; the fit's stream goes on from here
     first = draw.warmup_epochs + 1
-    history = trainer.train(progress, first_epoch=first, last_epoch=first + config.auto_epochs - 1)
+    history = trainer.train(progress, first_epoch=first, last_epoch=first + config.short_run_epochs - 1)
     probs = sharded_predict(trainer.model, dataset.valid.images, config.eval_batch_size, device, trainer.amp, ctx)
     head_start = HeadStart(trainer.model.state_dict(), trainer.optimizer.state_dict(), history, *_rng_state(device))
     return probs, weight_summary(draw.weights), head_start
@@ -206,7 +206,7 @@ def select_strategy(
         {
             "criterion": criterion,
             "val_groups": list(config.val_groups),
-            "epochs": config.auto_epochs,
+            "epochs": config.short_run_epochs,
             "accuracy_budget": config.auto_accuracy_budget,
             "chosen": choose_over_uniform(candidates, criterion, config.auto_accuracy_budget / 100),
             "candidates": candidates,

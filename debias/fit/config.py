@@ -136,7 +136,12 @@ class FitConfig:
         + ").",
         choices=_strategies,
     )
-    auto_epochs: int = setting(2, "--auto-epochs", "auto: epochs of each candidate's short run.", low=1)
+    auto_epochs: int = setting(
+        2,
+        "--auto-epochs",
+        "auto: epochs of each candidate's short run (the first weighted epochs of the DB-VAE; at most --epochs).",
+        low=1,
+    )
     val_groups: tuple[str, ...] = setting(
         (),
         "--val-groups",
@@ -228,6 +233,11 @@ class FitConfig:
         return ("uniform", *(name for name in others if name != "uniform"))
 
     @property
+    def short_run_epochs(self) -> int:
+        """Epochs of each `--weighting auto` candidate's short run: --auto-epochs, at most --epochs."""
+        return min(self.auto_epochs, self.epochs)
+
+    @property
     def uses_group_labels(self) -> bool:
         """Whether some strategy of this fit (the chosen one, or any auto candidate) reads the true group labels."""
         if self.weighting.strategy == AUTO:
@@ -291,11 +301,6 @@ def _strategy_problems(config: FitConfig) -> list[str]:
                         f"{item.setting.flag} only applies to --weighting auto (it chooses the strategy); "
                         "drop it or add --weighting auto"
                     )
-    elif isinstance(config.auto_epochs, int) and isinstance(config.epochs, int) and config.auto_epochs > config.epochs:
-        found.append(
-            f"--auto-epochs {config.auto_epochs} is more than --epochs {config.epochs}: each candidate's short run is "
-            "the first weighted epochs of the DB-VAE; lower --auto-epochs or raise --epochs"
-        )
     # A weighting setting the strategy does not read would be ignored without a word.
     strategies = config.candidates if config.weighting.strategy == AUTO else (config.weighting.strategy,)
     weighting, defaults = config.weighting, _DEFAULTS.weighting

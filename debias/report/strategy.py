@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from debias.weighting import LEGACY_STRATEGY, STRATEGIES, WeightingSettings, caption_values
+from debias.weights_check import auto_choice_sentence
 
 
 @dataclass(frozen=True)
@@ -100,21 +101,6 @@ def describe(config: dict) -> WeightingText:
 
 
 def auto_sentence(config: dict) -> str | None:
-    """'--weighting auto chose errors+joint ...' for an auto run, else None."""
+    """What `--weighting auto` chose and why (debias.weights_check.auto_choice_sentence) for an auto run, else None."""
     selection = config.get("weighting_selection")
-    if not selection:
-        return None
-    criterion = selection["criterion"].replace("_", " ")
-    groups = selection.get("val_groups") or []
-    return (
-        f"--weighting auto chose {selection['chosen']} among {', '.join(selection['candidates'])}: "
-        f"the best validation {criterion}"
-        + (f" over {', '.join(groups)} (validation labels only)" if groups else "")
-        + (
-            f" among the candidates within {selection['accuracy_budget']:g} points of the most accurate one's "
-            "validation accuracy"
-            if "accuracy_budget" in selection
-            else ""
-        )
-        + f", after {selection['epochs']} epoch(s) each."
-    )
+    return auto_choice_sentence(selection) if selection else None

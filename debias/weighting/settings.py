@@ -35,12 +35,15 @@ def strategy_names() -> tuple[str, ...]:
 class WeightingSettings:
     """How weights are computed; each strategy reads the fields it needs.
 
-    strategy         errors (Just Train Twice), chosen by measurement (BENCHMARKS.md, "Do the weights
-                     help?", 3 seeds, equal budgets, augmentation): on the embedded data it recovered
-                     0.90 of the group-balanced oracle's worst-group gain in the DB-VAE and in a plain
-                     sampler over its exported weights.csv (errors+latent 0.85-0.87, the paper's
-                     histograms 0.56-0.70), and 0.68 / 0.69 on the spurious testbed. It needs no
-                     group labels.
+    strategy         auto, over uniform sampling and Just Train Twice (`errors`), chosen by measurement
+                     (BENCHMARKS.md, "Do the weights help?"; docs/method.md, "Do no harm"): JTT
+                     recovered 0.84-0.90 of the group-balanced oracle's worst-group gain where the
+                     early classifier's errors are the rare groups, but cost 5-15 points where they
+                     are hard or mislabelled images spread over everyone (CelebA Smiling, 10% flipped
+                     labels), and nothing tells the two apart before training. The short runs of auto
+                     do: it keeps JTT only when its validation worst-class accuracy beats uniform's
+                     beyond noise and it loses on nothing, else every weight is 1. It needs no group
+                     labels.
 
     Histogram defaults were chosen by measurement on synthfaces (BENCHMARKS.md, "Choosing the
     default combination"): at 100 latent dimensions the product puts all the weight on a few
@@ -68,9 +71,10 @@ class WeightingSettings:
     """
 
     strategy: str = setting(
-        "errors",
+        "auto",
         "--weighting",
-        "Weighting strategy; auto trains a short run of each and keeps the best on validation.",
+        "Weighting strategy; auto (the default) trains a short run of uniform sampling and of each candidate "
+        "(--auto-strategies) and keeps a candidate only where validation shows it helps.",
         choices=strategy_names,
     )
     bins: int = setting(

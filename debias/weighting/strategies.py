@@ -4,10 +4,10 @@ Each entry is the whole of what the rest of debias knows about a strategy (debia
 its log-weights function lives with the density it computes and is named as "module:function", so
 that this file, like the registry, loads without torch.
 
-`--weighting auto` tries the label-free strategies that reweight (`in_auto_by_default`). `uniform`
-(no reweighting) can be added with --auto-strategies, to let validation say that none helps, and so
-can the label-based baselines (classes; groups and balanced-groups, which use group labels).
-`classes` stays out of the default list until a measurement says it earns its short run there.
+`--weighting auto` (the default) tries uniform sampling, always, and the strategies marked
+`in_auto_by_default`: Just Train Twice (`errors`) alone, chosen by measurement over testbeds where its
+assumption holds and where it fails (BENCHMARKS.md, "Do the weights help?"); any other strategy can
+be named with --auto-strategies.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ register_strategy(
     description="the paper's per-dimension histograms of the latent means",
     reads_latents=True,
     reads=HISTOGRAM_SETTINGS,
-    in_auto_by_default=True,
     file_stem="alpha{alpha:g}-bins{bins}-{combine}",
     sharded="debias.weighting.sharded:histogram_shard_log_weights",
     caption=Caption(
@@ -48,7 +47,6 @@ register_strategy(
     description="per-class joint density of the latent means on their top principal directions",
     reads_latents=True,
     reads=JOINT_SETTINGS,
-    in_auto_by_default=True,
     caption=Caption(
         how="Weights from " + _JOINT_DENSITY + ": an image in a sparse region of the latent space is drawn more often.",
         large_weights="Images in sparse regions of the DB-VAE's latent space (within their class) get large weights.",
@@ -78,7 +76,6 @@ register_strategy(
     reads_latents=True,
     needs_errors=True,
     reads=ERRORS_SETTINGS + JOINT_SETTINGS,
-    in_auto_by_default=True,
     caption=Caption(
         how="Weights from the product of two factors: {errors}, and " + _JOINT_DENSITY + ".",
         large_weights="Images the early uniform classifier got wrong get large weights, the more so in sparse "
@@ -97,7 +94,6 @@ register_strategy(
     reads_latents=True,
     needs_errors=True,
     reads=ERRORS_SETTINGS,
-    in_auto_by_default=True,
     caption=Caption(
         how="Weights from an early classifier's errors smoothed over the DB-VAE's latent space: {errors}, spread "
         "by a per-class logistic probe of those errors on the latent means to the images that look like them.",
