@@ -1,6 +1,6 @@
 """What JTT upweights: the share of each training cell (group x label) the early classifier gets wrong.
 
-    python benchmarks/early_errors.py --testbed celeba --seed 0
+    python benchmarks/early_errors.py --testbed celeba --celeba-root DIR --seed 0
     python benchmarks/early_errors.py --testbed default
 
 Trains only the uniform baseline of a default `debias fit` on the testbed (efficacy.py's testbeds)
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from efficacy import TESTBEDS
+from efficacy import TESTBEDS, testbed_spec
 
 from debias.data import load_dataset
 from debias.fit import FitConfig, run_fit
@@ -27,10 +27,11 @@ from debias.groups import group_labels
 def main() -> None:
     """Print the early classifier's epoch and its error rates per class and per training cell."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--testbed", choices=list(TESTBEDS), default="default")
+    parser.add_argument("--testbed", choices=TESTBEDS, default="default")
+    parser.add_argument("--celeba-root", type=Path, help="a CelebA folder (official layout), for the celeba testbeds")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    spec = TESTBEDS[args.testbed]
+    spec = testbed_spec(args.testbed, args.celeba_root)
     config = FitConfig(data=spec["data"], data_options=spec["data_options"], seed=args.seed, models=("uniform",))
     dataset = load_dataset(spec["data"], image_size=config.image_size, progress=False, **spec["data_options"])
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,13 +4,22 @@
     python benchmarks/efficacy.py --results runs/efficacy.jsonl     # resumable: finished fits are read, not rerun
     python benchmarks/efficacy.py --datasets default --seeds 0 --limit 600 --set epochs=1,image_size=32   # smoke test
 
-Testbeds (design.md, "Efficacy claims": a testbed must let the oracle gain >= 10 points of worst-group
-accuracy over uniform, with groups large enough that one image is not a big step):
+Testbeds (docs: "Efficacy claims" and "Do no harm"): each is where some strategy's assumption holds or
+fails. A testbed "can tell" when the group-balanced oracle gains >= 10 points of worst-group accuracy
+over uniform; where it gains nothing the testbed asks that no strategy costs anything (do no harm).
 
-- default: `debias fit`'s own data (synthfaces face detection; groups: the face subgroups).
-- spurious: synthfaces in spurious mode (`spurious=hat`): glasses tied to hats in training; groups hat x label.
-- celeba: ../shared/celeba-sample, target Blond_Hair, groups Male (8 blond men in its test split: read
-  its figures with their intervals).
+- default: `debias fit`'s own data (synthfaces face detection; groups: the face subgroups). The rare
+  subgroups are the early classifier's errors: JTT's assumption holds.
+- spurious: synthfaces spurious mode (`spurious=hat`): glasses tied to hats in training; groups hat x label.
+- default-noise, spurious-noise: the same with 10% of the training labels flipped (`label_noise=0.1`;
+  validation and test true): the early errors are mostly wrong labels.
+- default-hard: 20% of the common faces and non-faces drawn hard (`hard_rate=0.2`: low contrast, blur,
+  occlusion): the early errors fall mostly on hard common faces, the rare subgroups stay rare in looks.
+- no-shortcut: spurious mode with the hat independent of the label (`spurious_rate=0.5`) and 20% hard
+  faces: nothing to fix, the early errors are hard images spread over every group (do no harm).
+- celeba, celeba-smiling, celeba-young: the CelebA folder given by --celeba-root (the 4,559-image
+  sample has 8 blond test men: read its figures with their intervals), targets Blond_Hair, Smiling
+  and Young, groups Male.
 
 Per testbed and seed, one `debias fit` per strategy: the first trains uniform and the oracle too; every
 fit trains `dbvae` (the DB-VAE drawing by the strategy's weights) and `sampler` (a plain classifier
@@ -46,15 +55,30 @@ from debias.groups import group_labels
 from debias.settings import replace_at
 from debias.weighting import STRATEGIES, WeightingSettings, needs_groups
 
-REPO = Path(__file__).resolve().parents[1]
-TESTBEDS = {
-    "default": dict(data="synthfaces", data_options={}),
-    "spurious": dict(data="synthfaces", data_options={"spurious": "hat"}),
-    "celeba": dict(
-        data="celeba",
-        data_options={"root": str(REPO.parent / "shared" / "celeba-sample"), "target": "Blond_Hair", "groups": "Male"},
-    ),
+SYNTHETIC = {
+    "default": {},
+    "spurious": {"spurious": "hat"},
+    "default-noise": {"label_noise": 0.1},
+    "spurious-noise": {"spurious": "hat", "label_noise": 0.1},
+    "default-hard": {"hard_rate": 0.2},
+    "no-shortcut": {"spurious": "hat", "spurious_rate": 0.5, "hard_rate": 0.2},
 }
+CELEBA_TARGETS = {"celeba": "Blond_Hair", "celeba-smiling": "Smiling", "celeba-young": "Young"}
+TESTBEDS = [*SYNTHETIC, *CELEBA_TARGETS]
+
+
+def testbed_spec(testbed: str, celeba_root: Path | None) -> dict:
+    """The data and loader options of a testbed (CelebA ones need the folder)."""
+    if testbed in SYNTHETIC:
+        return dict(data="synthfaces", data_options=dict(SYNTHETIC[testbed]))
+    if celeba_root is None:
+        raise SystemExit(f"testbed {testbed} reads CelebA: give its folder with --celeba-root DIR")
+    return dict(
+        data="celeba",
+        data_options={"root": str(celeba_root), "target": CELEBA_TARGETS[testbed], "groups": "Male"},
+    )
+
+
 # Strategies that reweight without group labels (uniform is the baseline row, the oracle the group-label one);
 # `classes` reads only the target labels, as every strategy does.
 STRATEGY_NAMES = [name for name in STRATEGIES if name != "uniform" and not needs_groups(name)]
@@ -65,8 +89,12 @@ def fit_key(testbed: str, seed: int, strategy: str, settings: str) -> str:
     return hashlib.sha1(json.dumps([testbed, seed, strategy, settings]).encode()).hexdigest()[:12]
 
 
-def run_one(testbed: str, seed: int, strategy: str, first: bool, dataset, base: FitConfig) -> dict:
-    """One fit; its per-model test figures and predictions, the cell weights and the ESS."""
+def run_one(
+    testbed: str, seed: int, strategy: str, first: bool, dataset, base: FitConfig, keep: Path | None = None
+) -> dict:
+    """One fit; its per-model test figures and predictions, the cell weights and the ESS.
+
+    `keep`: the folder to keep the run in (else a temporary one)."""
     config = replace(
         base,
         seed=seed,
@@ -75,11 +103,12 @@ def run_one(testbed: str, seed: int, strategy: str, first: bool, dataset, base: 
         val_groups=(),  # auto chooses as `debias fit --weighting auto` does by default: no group labels at all
     )
     with tempfile.TemporaryDirectory() as tmp:
+        run = keep if keep is not None else Path(tmp) / "run"
         start = time.perf_counter()
-        result = run_fit(config, out=Path(tmp) / "run", progress=False, dataset=dataset)
+        result = run_fit(config, out=run, overwrite=keep is not None, progress=False, dataset=dataset)
         seconds = time.perf_counter() - start
-        predictions = pd.read_csv(Path(tmp) / "run" / "predictions_test.csv")
-        cells = cell_weights(Path(tmp) / "run", dataset)
+        predictions = pd.read_csv(run / "predictions_test.csv")
+        cells = cell_weights(run, dataset)
     models = {}
     for model, metrics in result["results"]["test"].items():
         if model in ("uniform", "oracle") and not first:
@@ -185,7 +214,9 @@ def summarize(records: list[dict], test_groups: dict[str, np.ndarray]) -> None:
 def main() -> None:
     """Run the fits that are not in the results file yet, then print the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", nargs="+", choices=list(TESTBEDS), default=list(TESTBEDS))
+    parser.add_argument("--datasets", nargs="+", choices=TESTBEDS, default=list(SYNTHETIC))
+    parser.add_argument("--celeba-root", type=Path, help="a CelebA folder (official layout), for the celeba testbeds")
+    parser.add_argument("--keep-runs", type=Path, help="keep every fit's run folder under DIR/TESTBED/seedN/STRATEGY")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--strategies", nargs="+", choices=[*STRATEGY_NAMES, "auto"], default=[*STRATEGY_NAMES, "auto"])
     parser.add_argument("--set", default="", help="settings for every fit, e.g. beta=0.0005,epochs=6 (field names)")
@@ -203,7 +234,7 @@ def main() -> None:
     load_before = __import__("os").getloadavg()
     records, test_groups = [], {}
     for testbed in args.datasets:
-        spec = TESTBEDS[testbed]
+        spec = testbed_spec(testbed, args.celeba_root)
         options = dict(spec["data_options"], **({"limit": args.limit} if args.limit else {}))
         base = replace_at(
             FitConfig(data=spec["data"], data_options=options, weighting=WeightingSettings()), parse_variant(args.set)
@@ -217,7 +248,8 @@ def main() -> None:
                 if key not in done and not args.summary_only:
                     # uniform and the oracle train once per testbed and seed, in whichever fit comes first
                     first = not any(r["testbed"] == testbed and r["seed"] == seed for r in done.values())
-                    record = run_one(testbed, seed, strategy, first, dataset, base)
+                    keep = None if args.keep_runs is None else args.keep_runs / testbed / f"seed{seed}" / strategy
+                    record = run_one(testbed, seed, strategy, first, dataset, base, keep)
                     done[key] = dict(record, key=key, settings=args.set, limit=args.limit)
                     with args.results.open("a") as out:
                         out.write(json.dumps(done[key]) + "\n")

@@ -100,14 +100,25 @@ def training_groups(dataset: Dataset) -> np.ndarray | None:
     return column_groups(dataset.train.attributes, dataset.group_columns).to_numpy(str)
 
 
-def group_balanced_weights(dataset: Dataset) -> torch.Tensor:
-    """The oracle's weights: every training group (group attributes x label) gets the same total weight, mean 1.
-
-    The `balanced-groups` weighting strategy's weights (debias.weighting.labels), so the oracle and
-    a weights.csv of that strategy balance alike.
-    """
+def true_training_labels(dataset: Dataset) -> np.ndarray:
+    """The training split's true target: the attribute column of the target where the data keeps one
+    (CelebA's attributes; synthfaces keeps the true value there when `label_noise` flips labels), else the labels."""
     train = dataset.train
-    return normalize_log_weights(balanced_group_log_weights(training_groups(dataset), train.labels))
+    column = train.attributes.get(dataset.target) if dataset.target else None
+    if column is None or not column.isin([0, 1]).all():
+        return train.labels
+    return column.to_numpy(np.int64)
+
+
+def group_balanced_weights(dataset: Dataset) -> torch.Tensor:
+    """The oracle's weights: every true training cell (group attributes x true label) gets the same total weight, mean 1.
+
+    The `balanced-groups` weighting strategy's weights (debias.weighting.labels) when the labels are
+    right. Where some training labels are wrong (synthfaces' `label_noise`) the oracle still knows
+    the truth: balancing by the given labels would give the handful of flipped faces of a rare
+    subgroup (a cell of its own) as much mass as all the common faces.
+    """
+    return normalize_log_weights(balanced_group_log_weights(training_groups(dataset), true_training_labels(dataset)))
 
 
 class GroupBalancedDraw(Draw):

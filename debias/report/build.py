@@ -21,11 +21,11 @@ import pandas as pd
 from debias import __version__, io, oserrors
 from debias.errors import UserError
 from debias.groups import column_groups, group_labels
+from debias.paired import RESAMPLES, SIGNIFICANCE
 from debias.report.evaluate import evaluate_models, paired_tests
 from debias.report.exports import groups_csv_path, groups_table
 from debias.report.headline import headline, others_sentence
 from debias.report.metrics import CI_LEVEL, INTERVAL_METHOD, training_weight_table
-from debias.report.paired import RESAMPLES, SIGNIFICANCE
 from debias.report.pictures import data_uri, pictures, weighted_mask
 from debias.report.render import environment
 from debias.report.run import (

@@ -16,11 +16,11 @@ import pandas as pd
 
 from debias import __version__, io
 from debias.errors import UserError
+from debias.paired import RESAMPLES, SIGNIFICANCE, SMALL_GROUP, significance_note
 from debias.report.build import PAIRED_METHOD, json_safe
 from debias.report.evaluate import evaluate_models, paired_against
 from debias.report.headline import percent
 from debias.report.metrics import CI_LEVEL, INTERVAL_METHOD
-from debias.report.paired import RESAMPLES, SIGNIFICANCE, SMALL_GROUP, significance_note
 from debias.report.render import environment
 from debias.report.run import Run, load_run
 from debias.report.strategy import describe

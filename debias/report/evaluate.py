@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from debias.groups import group_labels
+from debias.paired import RESAMPLES, compare_predictions
 from debias.report.metrics import CI_LEVEL, model_metrics
-from debias.report.paired import RESAMPLES, compare_predictions
 from debias.report.run import MODEL_INFO, Run, model_order, model_short_label
 from debias.report.strategy import describe
 
@@ -76,7 +76,7 @@ def paired_against(
 
 
 def paired_tests(run: Run, models: dict, resamples: int = RESAMPLES, seed: int = 0) -> dict:
-    """model -> paired tests against the uniform baseline (debias.report.paired.compare_predictions); {} without one."""
+    """model -> paired tests against the uniform baseline (debias.paired.compare_predictions); {} without one."""
     if BASELINE not in models:
         return {}
     tests = {}

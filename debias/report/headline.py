@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup, escape
 
-from debias.report.paired import SIGNIFICANCE, SMALL_GROUP, format_p, significance_note
+from debias.paired import SIGNIFICANCE, SMALL_GROUP, format_p, significance_note
 
 
 def percent(x: float) -> str:

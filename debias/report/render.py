@@ -5,7 +5,7 @@ from __future__ import annotations
 import jinja2
 from markupsafe import Markup, escape
 
-from debias.report.paired import SIGNIFICANCE, format_p
+from debias.paired import SIGNIFICANCE, format_p
 from debias.report.pictures import short_group
 
 MISSING = "–"

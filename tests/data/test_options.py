@@ -12,7 +12,7 @@ from debias.errors import UserError
 
 SYNTH_TAKES = (
     "It takes --image-size, --limit, --groups and --data-option NAME=VALUE for NAME in: n_train, n_valid, n_test, "
-    "rare_rate, face_fraction, seed, difficulty, spurious, spurious_rate."
+    "rare_rate, face_fraction, seed, difficulty, spurious, spurious_rate, label_noise, hard_rate."
 )
 MANIFEST_TAKES = "It takes --groups, --image-size, --limit, --cache-dir, --workers and --data-option NAME=VALUE for NAME in: seed, vae_on_all."
 CELEBA_TAKES = "It takes --root, --target, --groups, --image-size, --limit, --cache-dir, --workers."

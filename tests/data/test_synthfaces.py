@@ -258,6 +258,13 @@ GOLDEN = {
     "defaults": ({}, "7cdccf5a23055736f1b84950ae98fabfef370ba873894489d3c7864c9607c0c5"),
     "rare_rate=0.01": ({"rare_rate": 0.01}, "3988419363ca40d7773104c332fa092e79918e62889c7e0425243b9e47d7869e"),
     "spurious=hat": ({"spurious": "hat"}, "32fd15b09d25f8a37ea5381bd8f5ae8ee07a5c3691896fb3934ff9319b24dd8d"),
+    # The testbed options (debias.data.synthfaces.hard), recorded when they were added.
+    "label_noise=0.1": ({"label_noise": 0.1}, "120348d9296e81bf43fd2a6992d10ad55cfc60f8cb83384368cf1d65b9c800ad"),
+    "hard_rate=0.2": ({"hard_rate": 0.2}, "81cf2cbdb75db93968abe389ca31b684aeecf76eaed59bc95145967d7b2cc93d"),
+    "no-shortcut, noisy": (
+        {"spurious": "hat", "spurious_rate": 0.5, "hard_rate": 0.2, "label_noise": 0.1},
+        "9ddc5e952883d69d487bb22fbad6f17bfef0d4eae0d9a6d51af18d4aa1a40e2c",
+    ),
 }
 
 

@@ -35,6 +35,11 @@ on its own is seen in half the faces. Validation and test hold the four cells in
 The other of the two traits (dark skin when the spurious one is the hat, and the reverse) appears
 in a quarter of the faces of every split, independently, as nuisance variety.
 
+Testbed options (hard.py) make the data one where a weighting's assumption fails: `label_noise`
+flips a share of the training labels (validation and test stay true), `hard_rate` draws a share
+of the common images hard (low contrast, blur, occlusion) in every split, so that an early
+classifier's errors are wrong labels or hard common faces rather than the rare subgroups.
+
 Attribute sampling (`sample_attributes`: label, subgroup, tone, hair, pose) is separate from
 drawing (`render_images`): rendering draws its nuisance parameters (geometry, colours, decoy
 layout) in fixed-size blocks independent of the attributes, so the same seed redraws the same
@@ -42,7 +47,7 @@ scene with a changed attribute (a counterfactual) and other sampling schemes can
 
 Files: config.py (SynthFacesConfig and its checks), attributes.py (who is in a split),
 canvas.py (antialiased shapes blended into a block of images), render.py (drawing faces and
-non-faces from their attributes); this file generates the splits and registers the loader.
+non-faces from their attributes), hard.py (the testbed options); this file generates the splits and registers the loader.
 """
 
 from __future__ import annotations
@@ -68,20 +73,32 @@ from debias.data.synthfaces.attributes import (
     spurious_attributes,
 )
 from debias.data.synthfaces.config import SPURIOUS_ATTRIBUTES, SPURIOUS_TARGET, SynthFacesConfig
+from debias.data.synthfaces.hard import degrade, flipped_rows, hard_rows, testbed_rng
 from debias.data.synthfaces.render import render_images, skin_rgb
 from debias.errors import UserError
 
 
 def generate_split(
-    n: int, *, balanced: bool, config: SynthFacesConfig, rng: np.random.Generator
+    n: int,
+    *,
+    balanced: bool,
+    config: SynthFacesConfig,
+    rng: np.random.Generator,
+    testbed: np.random.Generator | None = None,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """`n` samples: images uint8 [n, S, S, 3] and their attributes DataFrame (one row each).
 
     balanced=False is the biased training mix, balanced=True the validation/test mix; the same
-    rng state gives the same bytes.
+    rng state gives the same bytes. `testbed` is the stream of the hard images (`config.hard_rate`,
+    debias.data.synthfaces.hard), needed only when that is above 0; their rows get a `hard` column.
     """
     attributes = sample_attributes(n, balanced=balanced, config=config, rng=rng)
-    return render_images(attributes, config=config, rng=rng), attributes
+    images = render_images(attributes, config=config, rng=rng)
+    if config.hard_rate > 0:
+        hard = hard_rows(attributes, config.hard_rate, config.spurious is not None, testbed)
+        degrade(images, hard, testbed)
+        attributes["hard"] = hard.astype(np.int64)
+    return images, attributes
 
 
 # Options of other datasets that do not apply here, and why (debias.data.options.check_options).
@@ -115,6 +132,8 @@ def load_synthfaces(
     limit: int | None = None,
     spurious: str | None = _DEFAULTS.spurious,
     spurious_rate: float = _DEFAULTS.spurious_rate,
+    label_noise: float = _DEFAULTS.label_noise,
+    hard_rate: float = _DEFAULTS.hard_rate,
     groups: str | Sequence[str] | None = None,
     progress: bool = True,
 ) -> Dataset:
@@ -123,7 +142,9 @@ def load_synthfaces(
     Each split has its own child seed, so changing the size of one split leaves the others
     unchanged. `limit` caps every split's size (for quick runs). `spurious` ("hat" or "dark")
     switches to spurious mode (module docstring): target `glasses`, every image a face, groups
-    the spurious trait.
+    the spurious trait. `label_noise` flips that share of the training labels (the target column
+    of the attributes keeps the true value, `label_flipped` marks the rows); `hard_rate` draws that
+    share of the common images hard (`hard` column); see debias.data.synthfaces.hard.
     groups: the groups are fixed by the mode (`subgroup`, or the spurious trait); naming those is
         accepted, anything else is a UserError naming them.
     progress: taken like every loader's (--quiet sets it) and ignored: generation shows no bar.
@@ -143,6 +164,8 @@ def load_synthfaces(
         difficulty=difficulty,
         spurious=spurious,
         spurious_rate=spurious_rate,
+        label_noise=label_noise,
+        hard_rate=hard_rate,
     )
     # Spurious mode: the trait crossed with the label gives the four cells.
     group_columns = ["subgroup"] if config.spurious is None else [config.spurious]
@@ -150,15 +173,27 @@ def load_synthfaces(
     target = "face" if config.spurious is None else SPURIOUS_TARGET
     seeds = np.random.SeedSequence(config.seed).spawn(3)
     splits = {}
-    for name, n, balanced, child in (
-        ("train", config.n_train, False, seeds[0]),
-        ("valid", config.n_valid, True, seeds[1]),
-        ("test", config.n_test, True, seeds[2]),
+    for index, (name, n, balanced, child) in enumerate(
+        (
+            ("train", config.n_train, False, seeds[0]),
+            ("valid", config.n_valid, True, seeds[1]),
+            ("test", config.n_test, True, seeds[2]),
+        )
     ):
-        images, attributes = generate_split(n, balanced=balanced, config=config, rng=np.random.default_rng(child))
+        testbed = testbed_rng(config.seed, index)
+        images, attributes = generate_split(
+            n, balanced=balanced, config=config, rng=np.random.default_rng(child), testbed=testbed
+        )
+        labels = attributes[target].to_numpy(np.int64)
+        if name == "train" and config.label_noise > 0:
+            # The target column keeps the true value: the oracle balances the true cells and the
+            # report can tell a wrong label from a hard image.
+            flipped = flipped_rows(n, config.label_noise, testbed)
+            labels = np.where(flipped, 1 - labels, labels)
+            attributes["label_flipped"] = flipped.astype(np.int64)
         splits[name] = ImageSplit(
             images=images,
-            labels=attributes[target].to_numpy(np.int64),
+            labels=labels,
             sample_ids=np.array([f"synth-{name}-{i:06d}" for i in range(n)]),
             attributes=attributes,
         )

@@ -37,6 +37,16 @@ class SynthFacesConfig:
     # (25 faces per 1,000) that reweighting has examples to work with.
     spurious: str | None = None
     spurious_rate: float = 0.95
+    # Testbeds where a weighting's assumption fails (design: "Do no harm"); 0 leaves the data as it was.
+    # label_noise: share of the *training* labels flipped (exact count, rows drawn at random; the
+    # validation and test labels stay true), as real attribute labels are noisy: an early
+    # classifier's errors then hold every wrong label, which Just Train Twice upweights.
+    label_noise: float = 0.0
+    # hard_rate: share of the common images drawn hard (low contrast, blur, half of them with an
+    # occluding patch) in every split: the common faces and the non-faces in face detection, every
+    # face in spurious mode. The rare subgroups are never drawn hard, so the early errors fall on
+    # hard common faces while the rare faces stay rare in appearance only.
+    hard_rate: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("n_train", "n_valid", "n_test"):
@@ -56,6 +66,18 @@ class SynthFacesConfig:
         _check_float(
             "spurious_rate", self.spurious_rate, 0.5, 1.0, "share of training faces whose trait agrees with the label"
         )
+        _check_float(
+            "label_noise",
+            self.label_noise,
+            0.0,
+            0.5,
+            "share of training labels flipped; 0.5 makes labels coin flips",
+        )
+        if self.label_noise >= 0.5:
+            raise UserError(
+                f"synthfaces: label_noise must be below 0.5 (at 0.5 a label says nothing), got {self.label_noise}"
+            )
+        _check_float("hard_rate", self.hard_rate, 0.0, 1.0, "share of the common images drawn hard")
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from debias.report.paired import compare_predictions, format_p, mcnemar, significance_note, worst_group_test
+from debias.paired import compare_predictions, format_p, mcnemar, significance_note, worst_group_test
 
 
 def test_mcnemar_counts_the_discordant_pairs_and_tests_them_against_a_coin():

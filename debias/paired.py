@@ -1,4 +1,4 @@
-"""Paired tests of two models on the same test images: is a difference more than noise?
+"""Paired tests of two models on the same images (the report's test split, the fit's validation check): is a difference more than noise?
 
 - A group's accuracy (or the overall accuracy): McNemar's exact test, a binomial test of the
   discordant pairs (images exactly one model gets right) against 1/2 (scipy.stats.binomtest).

@@ -1,0 +1,69 @@
+"""Do the weights lose to uniform sampling? A model trained by the weights against the uniform one, on validation.
+
+A fit trains the uniform baseline beside the models that draw by the weights (the DB-VAE, and the
+plain sampler over weights.csv), so it can tell on its own validation split, before the user looks at
+the test split, whether the weights hurt. Three figures are compared on the same validation images:
+
+    accuracy            McNemar's exact test (debias.paired.mcnemar)
+    worst class         the smaller per-label accuracy: the paired permutation test with the labels as groups
+    worst group         over the `--val-groups` attributes crossed with the label, when given (validation
+                        labels only; training never sees them)
+
+A model *loses* when one of them is lower than uniform's and the paired test says the difference is
+more than noise (p < SIGNIFICANCE). The same rule keeps `--weighting auto` from choosing a strategy
+that loses to its uniform candidate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from debias.groups import group_labels
+from debias.paired import SIGNIFICANCE, mcnemar, worst_group_test
+
+ACCURACY, WORST_CLASS, WORST_GROUP = "accuracy", "worst_class_accuracy", "worst_group_accuracy"
+
+
+def _losses(figures: dict) -> list[str]:
+    return [
+        name
+        for name, test in figures.items()
+        if isinstance(test, dict) and test["difference"] < 0 and test["p_value"] < SIGNIFICANCE
+    ]
+
+
+def compare_with_uniform(
+    labels: np.ndarray,
+    uniform_probs: np.ndarray,
+    probs: np.ndarray,
+    attributes: pd.DataFrame | None = None,
+    val_groups: list[str] | tuple[str, ...] = (),
+) -> dict:
+    """A weighted model's validation figures against uniform's, each with its paired test, and whether it loses.
+
+        compare_with_uniform(valid.labels, probs["uniform"], probs["dbvae"])
+        # {"accuracy": {"uniform": 0.94, "weighted": 0.92, "difference": -0.02, "p_value": 0.001, ...},
+        #  "worst_class_accuracy": {...}, "loses": ["accuracy"]}
+
+    `loses` names the figures on which the weighted model is significantly worse (empty: no loss
+    beyond noise).
+    """
+    labels = np.asarray(labels)
+    base = (np.asarray(uniform_probs) >= 0.5) == labels
+    other = (np.asarray(probs) >= 0.5) == labels
+    result = {ACCURACY: {"uniform": float(base.mean()), "weighted": float(other.mean()), **mcnemar(base, other)}}
+    views = {WORST_CLASS: pd.Series(labels.astype(str))}
+    if val_groups:
+        views[WORST_GROUP] = group_labels(attributes, list(val_groups), labels)
+    for name, groups in views.items():
+        by = pd.DataFrame({"g": groups.to_numpy(), "base": base, "other": other}).groupby("g")[["base", "other"]].mean()
+        result[name] = {
+            "uniform": float(by["base"].min()),
+            "weighted": float(by["other"].min()),
+            "uniform_worst": str(by["base"].idxmin()),
+            "weighted_worst": str(by["other"].idxmin()),
+            **worst_group_test(base, other, groups),
+        }
+    result["loses"] = _losses(result)
+    return result
