@@ -56,7 +56,7 @@ def test_every_imported_package_is_declared():
 
 def test_nothing_in_the_repository_points_outside_it():
     """A user's clone has no ../shared: code, docs and benchmarks name their inputs as arguments."""
-    places = [ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "data" / "README.md"]
+    places = [ROOT / "README.md", ROOT / "BENCHMARKS.md", ROOT / "BENCHMARKS-history.md", ROOT / "data" / "README.md"]
     for folder in ("debias", "docs", "pipelines", "benchmarks"):
         places += [p for p in (ROOT / folder).rglob("*") if p.suffix in (".py", ".md", ".j2")]
     pointing = [str(p.relative_to(ROOT)) for p in places if re.search(r"\.\./shared|/shared/", p.read_text("utf-8"))]

@@ -11,7 +11,7 @@ validation predictions are scored (`validation_figures`) and the best one is kep
 
 Only candidates whose validation accuracy is within an accuracy budget (2 points by default,
 `--auto-accuracy-budget`) of the most accurate candidate's compete: measured on the CelebA sample,
-the joint density won on worst-group accuracy while costing 4 points of accuracy (BENCHMARKS.md,
+the joint density won on worst-group accuracy while costing 4 points of accuracy (BENCHMARKS-history.md,
 "Weighting strategies on rare combinations"), more than a user trading accuracy for fairness asks.
 Ties (to 1e-9) go to the higher mean accuracy, then to the earlier candidate in the list.
 """
