@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from debias.paired import format_p
+
 # Below a tenth of N a few images carry most of the draws (BENCHMARKS-history.md: the raw product's
 # ESS ~0 collapsed the classifier to one class).
 ESS_FLOOR = 0.1
@@ -59,6 +61,41 @@ def latent_health_lines(health: dict | None) -> list[str]:
     return lines
 
 
+_FIGURE_NAMES = {"accuracy": "accuracy", "worst_class_accuracy": "worst class", "worst_group_accuracy": "worst group"}
+
+
+def _figure(name: str, test: dict) -> str:
+    return f"{_FIGURE_NAMES[name]} {test['weighted']:.1%} against {test['uniform']:.1%} ({format_p(test['p_value'])})"
+
+
+def weights_check_warnings(config: dict, label: Callable[[str], str] = str) -> list[str]:
+    """The warning, first of all, when a model trained by the weights loses to uniform sampling on validation
+    beyond noise (config.json 'weights_check', debias.weights_check); [] otherwise."""
+    losing = {name: check for name, check in (config.get("weights_check") or {}).items() if check.get("loses")}
+    if not losing:
+        return []
+    parts = [
+        f"{label(name)}: " + ", ".join(_figure(figure, check[figure]) for figure in check["loses"])
+        for name, check in losing.items()
+    ]
+    chosen = config.get("weighting_strategy") or "these weights"
+    if (config.get("settings") or {}).get("weighting", {}).get("strategy") == "auto":
+        advice = (
+            f"--weighting auto chose {chosen} on its short runs; train it again with a longer --auto-epochs, or "
+            "use uniform sampling (--weighting uniform)"
+        )
+    else:
+        advice = (
+            "try --weighting auto, which keeps uniform sampling unless a strategy beats it on validation, or a "
+            "gentler setting of this strategy (a smaller --errors-upweight, a larger --alpha)"
+        )
+    return [
+        f"The weights ({chosen}) lose to uniform sampling on the validation split, beyond noise: "
+        + "; ".join(parts)
+        + f". Do not train with weights.csv as it is: {advice}."
+    ]
+
+
 def _names(models: list[str], label: Callable[[str], str]) -> str:
     shown = [label(m) for m in models]
     return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
@@ -76,7 +113,7 @@ def run_warnings(
     images predicted 1; `cells`: training weights per --groups cell (default: config's
     'group_weights'); `label`: a model's display name.
     """
-    warnings = []
+    warnings = weights_check_warnings(config, label)
     constant = constant_predictors(selection_rates or {})
     for cls in sorted(set(constant.values())):
         models = [m for m, c in constant.items() if c == cls]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -40,29 +41,39 @@ def planted_probs(valid, accuracy_by_cell: dict) -> np.ndarray:
 
 
 # Candidate A is best on worst-class accuracy (80% on positives, 100% on negatives) but fails one
-# group (60%); candidate B is 70% everywhere. The criterion decides which one wins.
+# group (60%); candidate B is 70% everywhere. Uniform, the reference, is worse than both (30%), so
+# both earn their place; the criterion decides which one wins.
 PLANTED = {
+    "uniform": {(1, 1): 0.3, (0, 1): 0.3, (1, 0): 0.3, (0, 0): 0.3},
     "errors": {(1, 1): 1.0, (0, 1): 0.6, (1, 0): 1.0, (0, 0): 1.0},
     "joint": {(1, 1): 0.7, (0, 1): 0.7, (1, 0): 0.7, (0, 0): 0.7},
     "histogram": {(1, 1): 0.5, (0, 1): 0.5, (1, 0): 0.5, (0, 0): 0.5},
 }
 
 
+@dataclass
+class Planted:
+    """The candidates a fit ran, in order, and per candidate the share of each (hat, label) cell it gets right."""
+
+    calls: list = field(default_factory=list)
+    cells: dict = field(default_factory=lambda: dict(PLANTED))
+
+
 @pytest.fixture
 def planted(monkeypatch):
-    calls = []
+    record = Planted()
 
     def fake_candidate(strategy, dataset, config, device, early_probs, progress, ctx, warmed_up=None):
-        calls.append(strategy)
+        record.calls.append(strategy)
         assert config.auto_epochs == 1
         torch.manual_seed(123)  # a real candidate run reseeds and draws from the global RNG
         torch.rand(10)
         if strategy.startswith("errors"):
             assert early_probs is not None and len(early_probs) == len(dataset.train)
-        return planted_probs(dataset.valid, PLANTED[strategy]), {"ess": 0.5, "max_min_ratio": 3.0}
+        return planted_probs(dataset.valid, record.cells[strategy]), {"ess": 0.5, "max_min_ratio": 3.0}
 
     monkeypatch.setattr(debias.fit.auto, "train_candidate", fake_candidate)
-    return calls
+    return record
 
 
 def test_selection_helpers():
@@ -109,7 +120,7 @@ def test_auto_picks_what_the_planted_validation_set_favours(tmp_path, planted, v
         out,
     )
     assert result.exit_code == 0, result.output
-    assert planted == ["histogram", "errors", "joint"]
+    assert planted.calls == ["uniform", "histogram", "errors", "joint"]
     config = json.loads((out / "config.json").read_text())
     selection = config["weighting_selection"]
     assert selection["chosen"] == chosen and config["weighting_strategy"] == chosen
@@ -118,7 +129,8 @@ def test_auto_picks_what_the_planted_validation_set_favours(tmp_path, planted, v
     assert selection["val_groups"] == ([val_groups] if val_groups else [])
     assert selection["accuracy_budget"] == (float(budget) if budget else 2.0)
     figures = selection["candidates"]
-    assert list(figures) == ["histogram", "errors", "joint"]
+    assert list(figures) == ["uniform", "histogram", "errors", "joint"]
+    assert all(figures[name]["versus_uniform"]["loses"] == [] for name in ("histogram", "errors", "joint"))
     assert figures["errors"]["worst_class_accuracy"] == pytest.approx(0.8, abs=0.03)
     assert figures["joint"]["worst_class_accuracy"] == pytest.approx(0.7, abs=0.03)
     if val_groups:
@@ -131,6 +143,28 @@ def test_auto_picks_what_the_planted_validation_set_favours(tmp_path, planted, v
     assert (out / "early_probs.npy").is_file()
     weights = pd.read_csv(out / "weights.csv")
     assert weights["weight"].mean() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    "errors_cells,reason",
+    [
+        # errors raises the worst class far beyond noise but loses the (0, 0) cell: it loses accuracy
+        ({(1, 1): 1.0, (0, 1): 1.0, (1, 0): 1.0, (0, 0): 0.0}, "loses"),
+        # errors is as good as uniform: no gain beyond noise
+        ({(1, 1): 0.9, (0, 1): 0.9, (1, 0): 0.9, (0, 0): 0.9}, "no gain"),
+    ],
+)
+def test_auto_keeps_uniform_when_no_candidate_beats_it_beyond_noise(tmp_path, planted, errors_cells, reason):
+    planted.cells.update(uniform={cell: 0.9 for cell in PLANTED["uniform"]}, errors=errors_cells)
+    out = tmp_path / "run"
+    result = fit(*TINY, "--weighting", "auto", "--auto-strategies", "errors", "--auto-epochs", "1", "--out", out)
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    selection = config["weighting_selection"]
+    assert selection["chosen"] == "uniform" and config["weighting_strategy"] == "uniform"
+    check = selection["candidates"]["errors"]["versus_uniform"]
+    assert bool(check["loses"]) == (reason == "loses")
+    assert pd.read_csv(out / "weights.csv")["weight"].eq(1).all()
 
 
 def test_auto_runs_real_candidates_end_to_end(tmp_path):
@@ -151,7 +185,8 @@ def test_auto_runs_real_candidates_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
     selection = config["weighting_selection"]
-    assert selection["chosen"] in ("histogram", "errors+latent")
+    assert selection["chosen"] in ("uniform", "histogram", "errors+latent")
+    assert list(selection["candidates"]) == ["uniform", "histogram", "errors+latent"]
     for figures in selection["candidates"].values():
         assert 0 <= figures["worst_class_accuracy"] <= figures["accuracy"] + 1e-9 <= 1 + 1e-9
         assert 0 < figures["ess"] <= 1
@@ -213,10 +248,10 @@ def test_resume_after_the_choice_does_not_rerun_the_candidates(tmp_path, planted
     assert json.loads(ckpt["weighting_selection"])["chosen"] == "joint"
     assert json.loads((out / "config.json").read_text())["weighting_selection"]["chosen"] == "joint"
     monkeypatch.setattr(debias.fit.trainer.Trainer, "run_epoch", real_run_epoch)
-    planted.clear()
+    planted.calls.clear()
     result = fit("--resume", out, "--quiet")
     assert result.exit_code == 0, result.output
-    assert planted == []  # the choice came from the checkpoint
+    assert planted.calls == []  # the choice came from the checkpoint
     config = json.loads((out / "config.json").read_text())
     assert config["weighting_strategy"] == "joint" and config["status"] == "complete"
     # Changing the strategy on resume is refused like any other setting.

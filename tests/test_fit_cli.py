@@ -131,3 +131,17 @@ def test_bad_option_values_give_one_message(tmp_path):
         result = CliRunner().invoke(main, ["fit", *SYNTH, *TINY, *args, "--out", str(tmp_path / needle)])
         assert result.exit_code != 0, args
         assert needle in result.output and "Traceback" not in result.output
+
+
+def test_the_fit_checks_the_weighted_models_against_uniform_on_validation(run_dir):
+    config = json.loads((run_dir / "config.json").read_text())
+    check = config["weights_check"]
+    assert set(check) == {"dbvae", "sampler"}
+    predictions = pd.read_csv(run_dir / "predictions_valid.csv")
+    for name, figures in check.items():
+        rows = predictions[predictions["model"] == name]
+        uniform = predictions[predictions["model"] == "uniform"]
+        assert figures["accuracy"]["weighted"] == pytest.approx((rows["pred"] == rows["label"]).mean())
+        assert figures["accuracy"]["uniform"] == pytest.approx((uniform["pred"] == uniform["label"]).mean())
+        assert 0 <= figures["worst_class_accuracy"]["p_value"] <= 1
+        assert set(figures["loses"]) <= {"accuracy", "worst_class_accuracy"}

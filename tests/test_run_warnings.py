@@ -68,3 +68,31 @@ def test_latent_health_lines():
         "image's (collapsed)",
         "linear probe of the latent means (balanced accuracy): Male 0.52",
     ]
+
+
+def _check(weighted, uniform, p, loses):
+    figure = {"weighted": weighted, "uniform": uniform, "p_value": p, "difference": weighted - uniform}
+    return {"accuracy": figure, "worst_class_accuracy": dict(figure), "loses": loses}
+
+
+def test_weights_that_lose_to_uniform_on_validation_are_the_first_warning():
+    config = {
+        "weighting_strategy": "errors",
+        "settings": {"weighting": {"strategy": "errors"}},
+        "weights_check": {
+            "dbvae": _check(0.812, 0.859, 0.0004, ["accuracy", "worst_class_accuracy"]),
+            "sampler": _check(0.85, 0.859, 0.3, []),
+        },
+        "final_weights": {"ess": 0.05},
+    }
+    warnings = run_warnings(config)
+    first = warnings[0]
+    assert first.startswith("The weights (errors) lose to uniform sampling on the validation split")
+    assert "dbvae: accuracy 81.2% against 85.9% (p < 0.001), worst class 81.2%" in first
+    assert "sampler" not in first  # 0.9 points down, p = 0.3: noise
+    assert "--weighting auto" in first and "effective sample size" in warnings[1]
+    config["settings"]["weighting"]["strategy"] = "auto"
+    assert "longer --auto-epochs" in run_warnings(config)[0]
+    config["weights_check"]["dbvae"]["loses"] = []
+    assert not run_warnings(config)[0].startswith("The weights")
+    assert not any(w.startswith("The weights") for w in run_warnings({"final_weights": {"ess": 0.5}}))

@@ -1,19 +1,25 @@
-"""`--weighting auto`: train a short DB-VAE run per candidate strategy and keep the best on validation.
+"""`--weighting auto`: train a short DB-VAE run per candidate strategy and keep one only where validation shows it helps.
 
-Each candidate strategy trains a short DB-VAE run on the same data (`train_candidate`); its
-validation predictions are scored (`validation_figures`) and the best one is kept (`choose`). The criterion is
+Each candidate strategy trains a short DB-VAE run on the same data (`train_candidate`), and so does
+uniform sampling, always a candidate: the reference. Every candidate's validation predictions are
+compared with uniform's on the same images (debias.weights_check: accuracy by McNemar's test, the
+worst class, and the worst --val-groups group by the paired permutation test), and `choose` keeps
 
-- worst-class accuracy (the smallest per-label accuracy) by default: it needs no group labels,
-  and a strategy that helps a rare group of one class usually raises that class's accuracy;
-- worst-group accuracy over the given attributes crossed with the label, when the user supplies
-  group labels for the validation split only (`--val-groups`), as group-robustness methods
-  (JTT, DFR) tune on a labelled validation set. Training never sees them.
+- none that loses to uniform beyond noise on any of those figures (do no harm: on real faces whose
+  early errors were hard or mislabelled images spread over everyone, Just Train Twice cost 5-9
+  points of accuracy; BENCHMARKS.md, "Do no harm");
+- only those that raise the criterion beyond noise (p < 0.05): weights that cannot show a gain on
+  the user's own validation split are a gamble with the user's accuracy, so uniform is kept;
+- among those, the highest criterion, within an accuracy budget (2 points by default,
+  `--auto-accuracy-budget`) of the most accurate: measured on the CelebA sample, the joint density
+  won on worst-group accuracy while costing 4 points of accuracy, more than a user trading accuracy
+  for fairness asks. Ties (to 1e-9) go to the higher accuracy, then to the earlier candidate.
 
-Only candidates whose validation accuracy is within an accuracy budget (2 points by default,
-`--auto-accuracy-budget`) of the most accurate candidate's compete: measured on the CelebA sample,
-the joint density won on worst-group accuracy while costing 4 points of accuracy (BENCHMARKS-history.md,
-"Weighting strategies on rare combinations"), more than a user trading accuracy for fairness asks.
-Ties (to 1e-9) go to the higher mean accuracy, then to the earlier candidate in the list.
+The criterion is worst-class accuracy (the smallest per-label accuracy) by default: it needs no group
+labels, and a strategy that helps a rare group of one class raises that class's accuracy; or
+worst-group accuracy over the given attributes crossed with the label, when the user supplies group
+labels for the validation split only (`--val-groups`), as group-robustness methods (JTT, DFR) tune
+on a labelled validation set. Training never sees them.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ from debias.fit.draws import DensityDraw
 from debias.fit.evaluation import sharded_predict
 from debias.fit.trainer import Trainer
 from debias.groups import accuracy_by_group, group_labels
+from debias.paired import SIGNIFICANCE
 from debias.weighting import weight_summary
+from debias.weights_check import WORST_CLASS, WORST_GROUP, compare_with_uniform
 
-WORST_CLASS = "worst_class_accuracy"
-WORST_GROUP = "worst_group_accuracy"
+UNIFORM = "uniform"
 
 
 def worst_class_accuracy(labels: np.ndarray, pred: np.ndarray) -> float:
@@ -81,6 +88,26 @@ def choose(candidates: dict[str, dict], criterion: str, accuracy_budget: float |
     return best
 
 
+def earns_its_place(check: dict, criterion: str) -> bool:
+    """Whether a candidate's comparison with uniform (debias.weights_check) shows no loss and a gain in `criterion`,
+    each beyond noise."""
+    gain = check[criterion]
+    return not check["loses"] and gain["difference"] > 0 and gain["p_value"] < SIGNIFICANCE
+
+
+def choose_over_uniform(candidates: dict[str, dict], criterion: str, accuracy_budget: float | None = None) -> str:
+    """`choose` among uniform and the candidates that earn their place against it (`earns_its_place`,
+    their figures' "versus_uniform"); uniform when none does."""
+    earned = {
+        name: figures
+        for name, figures in candidates.items()
+        if name != UNIFORM and earns_its_place(figures["versus_uniform"], criterion)
+    }
+    if not earned:
+        return UNIFORM
+    return choose({UNIFORM: candidates[UNIFORM], **earned}, criterion, accuracy_budget)
+
+
 def train_candidate(
     strategy: str,
     dataset: Dataset,
@@ -118,13 +145,14 @@ def select_strategy(
     ctx: DistContext = SINGLE,
     warmed_up: Trainer | None = None,
 ) -> dict:
-    """Run every candidate strategy briefly and choose by validation figures.
+    """Run every candidate strategy and uniform sampling briefly and choose by validation figures (`choose_over_uniform`).
 
     Every candidate starts from `warmed_up`, the fit's DB-VAE after its uniform warm-up (the
     warm-up does not depend on the strategy, so it is trained once for all of them).
 
     Returns the record written to config.json as "weighting_selection": criterion, val_groups,
-    epochs, chosen, and per candidate its validation figures, ESS, max/min weight ratio and seconds.
+    epochs, chosen, and per candidate its validation figures, ESS, max/min weight ratio, seconds and
+    (but uniform) its comparison with uniform ("versus_uniform", debias.weights_check).
     The global torch RNG is restored afterwards, so the fit's DB-VAE trains exactly as it would
     with `--weighting CHOSEN`. Under DDP every rank gets rank 0's record, so all train the same choice.
     """
@@ -132,13 +160,20 @@ def select_strategy(
     cuda_rng = torch.cuda.get_rng_state_all() if device.type == "cuda" else None
     valid = dataset.valid
     criterion = WORST_GROUP if config.val_groups else WORST_CLASS
-    candidates = {}
+    candidates, probs = {}, {}
     for strategy in config.candidates:
         start = time.perf_counter()
-        probs, stats = train_candidate(strategy, dataset, config, device, early_probs, progress, ctx, warmed_up)
-        figures = validation_figures(valid.labels, probs, valid.attributes, config.val_groups)
+        probs[strategy], stats = train_candidate(
+            strategy, dataset, config, device, early_probs, progress, ctx, warmed_up
+        )
+        figures = validation_figures(valid.labels, probs[strategy], valid.attributes, config.val_groups)
         figures.update(ess=stats["ess"], max_min_ratio=stats["max_min_ratio"], seconds=time.perf_counter() - start)
         candidates[strategy] = figures
+    for strategy in candidates:
+        if strategy != UNIFORM:
+            candidates[strategy]["versus_uniform"] = compare_with_uniform(
+                valid.labels, probs[UNIFORM], probs[strategy], valid.attributes, config.val_groups
+            )
     torch.set_rng_state(rng)
     if cuda_rng is not None:
         torch.cuda.set_rng_state_all(cuda_rng)
@@ -148,7 +183,7 @@ def select_strategy(
             "val_groups": list(config.val_groups),
             "epochs": config.auto_epochs,
             "accuracy_budget": config.auto_accuracy_budget,
-            "chosen": choose(candidates, criterion, config.auto_accuracy_budget / 100),
+            "chosen": choose_over_uniform(candidates, criterion, config.auto_accuracy_budget / 100),
             "candidates": candidates,
         }
     )

@@ -130,7 +130,9 @@ class FitConfig:
     auto_strategies: tuple[str, ...] = setting(
         (),
         "--auto-strategies",
-        "auto: strategies to try (default: " + ",".join(auto_candidates()) + ").",
+        "auto: strategies to try besides uniform sampling, which is always tried as the reference (default: "
+        + ",".join(auto_candidates())
+        + ").",
         choices=_strategies,
     )
     auto_epochs: int = setting(2, "--auto-epochs", "auto: epochs of each candidate's short run.", low=1)
@@ -217,8 +219,9 @@ class FitConfig:
 
     @property
     def candidates(self) -> tuple[str, ...]:
-        """The strategies `--weighting auto` tries."""
-        return tuple(self.auto_strategies) or auto_candidates()
+        """The strategies `--weighting auto` tries: uniform sampling, the reference every other must beat, then the others."""
+        others = tuple(self.auto_strategies) or auto_candidates()
+        return ("uniform", *(name for name in others if name != "uniform"))
 
     @property
     def uses_group_labels(self) -> bool:

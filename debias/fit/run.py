@@ -68,6 +68,7 @@ from debias.run_dir import (
 from debias.weight_files import write_weights
 from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_groups, reads_latents
 from debias.weighting.errors import early_error_rates
+from debias.weights_check import compare_with_uniform
 
 
 def check_dataset(dataset: Dataset, config: FitConfig) -> None:
@@ -102,6 +103,22 @@ def check_dataset(dataset: Dataset, config: FitConfig) -> None:
     require_group_values(splits, [*dataset.group_columns, *config.val_groups], dataset.name)
 
 
+# The models that draw by the weights, checked against uniform sampling on validation.
+WEIGHTED_MODELS = ("dbvae", "sampler")
+
+
+def check_weights(probs: dict[str, np.ndarray], valid, val_groups) -> dict:
+    """Model -> its validation figures against the uniform model's (debias.weights_check), for the weighted models;
+    {} when the fit trained no uniform model."""
+    if "uniform" not in probs:
+        return {}
+    return {
+        name: compare_with_uniform(valid.labels, probs["uniform"], probs[name], valid.attributes, val_groups)
+        for name in WEIGHTED_MODELS
+        if name in probs
+    }
+
+
 class Fit:
     """One fit into a run folder, new or resumed: trains what is left, checkpointing every epoch.
 
@@ -132,6 +149,7 @@ class Fit:
         # Whether the run folder describes this fit yet (config.json written by it, or a resumed run).
         self.resumable = resumed
         self.board: HistoryBoard | None = None  # --tensorboard, on rank 0
+        self.weights_check: dict = {}  # the weighted models against uniform on validation (check_weights)
 
     def run(self, dataset: Dataset | None = None) -> dict:
         """Train what is left and write every file of the run folder; returns the config.json summary.
@@ -338,6 +356,8 @@ class Fit:
                 )
             if self.ctx.is_main:
                 io.write_csv(self.run_dir / predictions_file(split_name), predictions_frame(split, probs))
+            if split_name == "valid":
+                self.weights_check = check_weights(probs, split, self.config.val_groups)
         if self.ctx.is_main:
             io.write_csv(self.run_dir / HISTORY, pd.DataFrame(self.state.history))
         return results
@@ -372,6 +392,7 @@ class Fit:
             weighting_strategy=self.trainers["dbvae"].draw.weighting.strategy,
             final_weights=final_weights,
             results=results,
+            weights_check=self.weights_check,
             seconds=self._seconds(),
         )
         if self.ctx.is_main:
