@@ -45,13 +45,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from machine import machine_line
 from scipy.stats import binomtest
 from variants import cell_weights, parse_variant
 
 from debias.data import load_dataset
 from debias.fit import FitConfig, run_fit
+from debias.fit.auto import UNIFORM, choose_over_uniform
+from debias.fit.run import Fit
 from debias.groups import group_labels
+from debias.run_dir import prepare_run_dir
 from debias.settings import replace_at
 from debias.weighting import STRATEGIES, WeightingSettings, needs_groups
 
@@ -81,7 +85,50 @@ def testbed_spec(testbed: str, celeba_root: Path | None) -> dict:
 
 # Strategies that reweight without group labels (uniform is the baseline row, the oracle the group-label one);
 # `classes` reads only the target labels, as every strategy does.
-STRATEGY_NAMES = [name for name in STRATEGIES if name != "uniform" and not needs_groups(name)]
+# `uniform` as a strategy is the DB-VAE and the sampler drawing by weights all 1: what the fit trains when
+# `--weighting auto` keeps uniform sampling.
+STRATEGY_NAMES = [name for name in STRATEGIES if not needs_groups(name)]
+# Not a fit: the choice `--weighting auto` makes among --auto-candidates (and uniform), recorded to
+# assemble auto's rows from the direct fits of what it chose (an auto fit is the fit of its choice).
+AUTO_CHOICE = "auto-choice"
+
+
+class ChoiceOnly(Fit):
+    """A fit that stops once `--weighting auto` has chosen: the uniform baseline, the DB-VAE's warm-up, the candidates."""
+
+    def _phases(self, dataset):
+        self.dataset = self._checked_dataset(dataset)
+        self._start_run_folder()
+        self._build_trainers()
+        self._train("uniform")
+        self._train("dbvae", until=self.trainers["dbvae"].draw.warmup_epochs)
+        self._choose_strategy()
+        return {"weighting_selection": self.state.selection}
+
+
+def run_choice(testbed: str, seed: int, dataset, base: FitConfig, candidates: tuple[str, ...]) -> dict:
+    """auto's selection record (every candidate's validation figures against uniform's) on one testbed and seed."""
+    config = replace(
+        base,
+        seed=seed,
+        weighting=replace(base.weighting, strategy="auto"),
+        auto_strategies=candidates,
+        models=("uniform", "dbvae"),
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir, lock = prepare_run_dir(Path(tmp) / "run", config.data, False)
+        start = time.perf_counter()
+        try:
+            result = ChoiceOnly(run_dir, config, torch.device("cpu"), False).run(dataset)
+        finally:
+            lock.release()
+    return {
+        "testbed": testbed,
+        "seed": seed,
+        "strategy": AUTO_CHOICE,
+        "seconds": time.perf_counter() - start,
+        "selection": result["weighting_selection"],
+    }
 
 
 def fit_key(testbed: str, seed: int, strategy: str, settings: str) -> str:
@@ -152,8 +199,11 @@ def summarize(records: list[dict], test_groups: dict[str, np.ndarray]) -> None:
     """Print one table per testbed (see the module docstring)."""
     frame = []
     for r in records:
+        if r["strategy"] == AUTO_CHOICE:
+            continue
         for model, m in r["models"].items():
-            row = "uniform" if model == "uniform" else "oracle" if model == "oracle" else r["strategy"]
+            row = model if model in ("uniform", "oracle") else r["strategy"]
+            row = "weights all 1" if row == "uniform" and model != "uniform" else row
             frame.append(
                 {
                     "testbed": r["testbed"],
@@ -211,6 +261,57 @@ def summarize(records: list[dict], test_groups: dict[str, np.ndarray]) -> None:
             )
 
 
+def outcome(record: dict) -> str:
+    """One line of a record: each model's accuracy / worst-group accuracy, or auto's choice."""
+    if record["strategy"] == AUTO_CHOICE:
+        return f"chose {record['selection']['chosen']}"
+    return "  ".join(f"{k} {v['accuracy']:.3f}/{v['worst_group_accuracy']:.3f}" for k, v in record["models"].items())
+
+
+def chosen_among(selection: dict, candidates: tuple[str, ...]) -> str:
+    """What `--weighting auto` with these candidates (and uniform) chooses, from a record of a superset of them."""
+    figures = {name: f for name, f in selection["candidates"].items() if name == UNIFORM or name in candidates}
+    missing = set(candidates) - set(figures)
+    if missing:
+        raise KeyError(f"the auto-choice record has no candidate {', '.join(sorted(missing))}")
+    return choose_over_uniform(figures, selection["criterion"], selection["accuracy_budget"] / 100)
+
+
+def summarize_auto(records: list[dict], subsets: list[tuple[str, ...]]) -> None:
+    """Per testbed and candidate set: auto's choice per seed and the test figures of the fits of what it chose."""
+    fits = {(r["testbed"], r["seed"], r["strategy"]): r for r in records if r["strategy"] != AUTO_CHOICE}
+    base = {(r["testbed"], r["seed"]): r["models"]["uniform"] for r in records if "uniform" in r.get("models", {})}
+    oracle = {(r["testbed"], r["seed"]): r["models"]["oracle"] for r in records if "oracle" in r.get("models", {})}
+    choices = [r for r in records if r["strategy"] == AUTO_CHOICE]
+    for testbed in dict.fromkeys(r["testbed"] for r in choices):
+        print(f"\n{testbed}: auto, assembled from the fits of its choices (accuracy / worst group, %, vs uniform)")
+        for subset in subsets:
+            rows = {"dbvae": [], "sampler": []}
+            chosen, lifts = [], []
+            for r in (c for c in choices if c["testbed"] == testbed):
+                pick = chosen_among(r["selection"], subset)
+                chosen.append(pick)
+                fit = fits.get((testbed, r["seed"], pick))
+                u, o = base.get((testbed, r["seed"])), oracle.get((testbed, r["seed"]))
+                if fit is None or u is None:
+                    continue
+                for model in rows:
+                    m = fit["models"][model]
+                    rows[model].append(
+                        (m["accuracy"] - u["accuracy"], m["worst_group_accuracy"] - u["worst_group_accuracy"])
+                    )
+                if o is not None:
+                    lifts.append(o["worst_group_accuracy"] - u["worst_group_accuracy"])
+            lift = np.mean(lifts) if lifts else float("nan")
+            text = " ".join(
+                f"{model} {100 * np.mean([a for a, _ in v]):+.1f}/{100 * np.mean([w for _, w in v]):+.1f}"
+                + (f" (recovers {np.mean([w for _, w in v]) / lift:.2f})" if lift > 1e-9 else "")
+                for model, v in rows.items()
+                if v
+            )
+            print(f"  uniform,{','.join(subset):<40} chose {','.join(chosen):<30} {text}")
+
+
 def main() -> None:
     """Run the fits that are not in the results file yet, then print the tables."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,7 +319,24 @@ def main() -> None:
     parser.add_argument("--celeba-root", type=Path, help="a CelebA folder (official layout), for the celeba testbeds")
     parser.add_argument("--keep-runs", type=Path, help="keep every fit's run folder under DIR/TESTBED/seedN/STRATEGY")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--strategies", nargs="+", choices=[*STRATEGY_NAMES, "auto"], default=[*STRATEGY_NAMES, "auto"])
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=[*STRATEGY_NAMES, "auto", AUTO_CHOICE],
+        default=[*STRATEGY_NAMES, AUTO_CHOICE],
+    )
+    parser.add_argument(
+        "--auto-candidates",
+        default="errors,classes,histogram,errors+latent",
+        help="the candidates of the auto-choice records (uniform is always one)",
+    )
+    parser.add_argument(
+        "--auto-subsets",
+        nargs="*",
+        default=["errors", "errors,classes", "errors,classes,histogram", "errors,classes,histogram,errors+latent"],
+        help="auto rows to assemble from the auto-choice records: the candidates of each (besides uniform)",
+    )
+    parser.add_argument("--also-read", type=Path, nargs="*", default=[], help="more results files, read only")
     parser.add_argument("--set", default="", help="settings for every fit, e.g. beta=0.0005,epochs=6 (field names)")
     parser.add_argument("--limit", type=int, default=None, help="images per split (a quick check)")
     parser.add_argument("--results", type=Path, default=Path("runs/efficacy.jsonl"))
@@ -227,10 +345,11 @@ def main() -> None:
 
     args.results.parent.mkdir(parents=True, exist_ok=True)
     done = {}
-    if args.results.is_file():
-        for line in args.results.read_text().splitlines():
-            record = json.loads(line)
-            done[record["key"]] = record
+    for path in [*args.also_read, args.results]:
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                record = json.loads(line)
+                done[record["key"]] = record
     load_before = __import__("os").getloadavg()
     records, test_groups = [], {}
     for testbed in args.datasets:
@@ -247,23 +366,27 @@ def main() -> None:
                 key = fit_key(testbed, seed, strategy, f"{args.set}|{args.limit}")
                 if key not in done and not args.summary_only:
                     # uniform and the oracle train once per testbed and seed, in whichever fit comes first
-                    first = not any(r["testbed"] == testbed and r["seed"] == seed for r in done.values())
+                    first = not any(
+                        r["testbed"] == testbed and r["seed"] == seed and "uniform" in r.get("models", {})
+                        for r in done.values()
+                    )
                     keep = None if args.keep_runs is None else args.keep_runs / testbed / f"seed{seed}" / strategy
-                    record = run_one(testbed, seed, strategy, first, dataset, base, keep)
+                    if strategy == AUTO_CHOICE:
+                        record = run_choice(testbed, seed, dataset, base, tuple(args.auto_candidates.split(",")))
+                    else:
+                        record = run_one(testbed, seed, strategy, first, dataset, base, keep)
                     done[key] = dict(record, key=key, settings=args.set, limit=args.limit)
                     with args.results.open("a") as out:
                         out.write(json.dumps(done[key]) + "\n")
-                    m = record["models"]
                     print(
-                        f"{testbed} seed {seed} {strategy:<14}"
-                        + "  ".join(f"{k} {v['accuracy']:.3f}/{v['worst_group_accuracy']:.3f}" for k, v in m.items())
-                        + f"  ({record['seconds']:.0f} s)",
+                        f"{testbed} seed {seed} {strategy:<14}{outcome(record)}  ({record['seconds']:.0f} s)",
                         flush=True,
                     )
                 if key in done:
                     records.append(done[key])
     print(machine_line(load_before, __import__("os").getloadavg()))
     summarize(records, test_groups)
+    summarize_auto(records, [tuple(subset.split(",")) for subset in args.auto_subsets])
 
 
 if __name__ == "__main__":

@@ -159,9 +159,20 @@ def datasets() -> None:
     click.echo(describe_datasets())
 
 
+def registered_strategies() -> tuple[str, ...]:
+    """The strategies `debias weights` can compute from a run's files (every one but auto, which trains)."""
+    from debias.weighting import STRATEGIES
+
+    return tuple(STRATEGIES)
+
+
 @main.command("weights")
 @click.argument("run", type=click.Path(file_okay=False))
-@setting_options(WeightingSettings, unset="Default: the fit's.")
+@setting_options(
+    WeightingSettings,
+    unset="Default: the fit's.",
+    replaced={"strategy": {"choices": registered_strategies, "help": "Weighting strategy."}},
+)
 @click.option("--no-cap", is_flag=True, help="Drop the cap the fit used.")
 @click.option(
     "--out",
@@ -215,7 +226,9 @@ def weights_command(run, no_cap, out, overwrite, **settings):
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the permutation test.")
 @click.option(
-    "--overwrite", is_flag=True, help="Replace existing files at --out that are not reports written by debias."
+    "--overwrite",
+    is_flag=True,
+    help="Replace existing files at --out that are not reports written by debias (a run's own files never).",
 )
 @_user_errors
 def report_command(runs, out, baseline, resamples, seed, overwrite):
@@ -230,7 +243,9 @@ def report_command(runs, out, baseline, resamples, seed, overwrite):
     from debias.report.exports import groups_csv_path
 
     if len(runs) > 1 or baseline is not None:
-        path = write_comparison(list(runs), out or "compare.html", baseline, resamples=resamples, seed=seed)
+        path = write_comparison(
+            list(runs), out or "compare.html", baseline, resamples=resamples, seed=seed, overwrite=overwrite
+        )
         summary = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))["summary"]
         click.echo("\n".join(summary) + ("\n\n" if summary else "") + f"Comparison: {path}")
         return

@@ -50,18 +50,26 @@ def _option(item: Declared, default) -> Callable:
 
 
 def setting_options(
-    cls: type, only: tuple[str, ...] = (), exclude: tuple[str, ...] = (), unset: str | None = None
+    cls: type,
+    only: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    unset: str | None = None,
+    replaced: dict[str, dict] | None = None,
 ) -> Callable:
     """Decorator: one click option per declared setting of `cls` (or those named in `only`, less `exclude`), in declaration order.
 
     `unset`: every option defaults to None (not given) instead of the declared default, and its help
     ends with this text ("Default: the fit's.") — for commands whose defaults come from elsewhere.
+    `replaced`: setting name -> Setting fields this command declares otherwise (`debias weights`
+    offers no `auto` among the strategies' choices: only a fit can resolve it).
     """
     defaults = cls()
     items = [i for i in declared(cls) if i.setting.flag and (not only or i.name in only) and i.name not in exclude]
 
     def decorate(func: Callable) -> Callable:
         for item in reversed(items):
+            if replaced and item.name in replaced:
+                item = Declared(item.path, item.field, replace(item.setting, **replaced[item.name]), item.hint)
             if unset is None:
                 func = _option(item, value_at(defaults, item.path))(func)
             else:

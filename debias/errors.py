@@ -1,8 +1,11 @@
 """The exception type for mistakes a user can fix (the CLI prints its message, no traceback), and its torchrun form."""
 
 
-class UserError(Exception):
-    """A problem with the user's input (files, options, data) and what to do about it."""
+class UserError(ValueError):
+    """A problem with the user's input (files, options, data) and what to do about it.
+
+    A ValueError too, so code written against the Python API's earlier ValueErrors still catches it.
+    """
 
 
 class PeerError(UserError):

@@ -11,9 +11,20 @@ from __future__ import annotations
 from dataclasses import fields
 
 import numpy as np
+import pandas as pd
 import torch
 
-from debias.weighting import STRATEGIES, WeightingSettings, needs_errors, needs_groups, reads_latents, validate
+from debias.errors import UserError
+from debias.groups import blank_cells
+from debias.weighting import (
+    STRATEGIES,
+    WeightingSettings,
+    needs_errors,
+    needs_groups,
+    reads_latents,
+    unread_settings_problem,
+    validate,
+)
 from debias.weighting.compute import WeightingInputs, compute_weights
 from debias.weighting.errors import classifier_errors
 
@@ -34,30 +45,37 @@ def _settings(strategy: str, options: dict) -> WeightingSettings:
     known = {f.name for f in fields(WeightingSettings)} - {"strategy"}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise TypeError(f"unknown weighting setting {', '.join(unknown)}; the settings are: {', '.join(sorted(known))}")
+        raise UserError(f"unknown weighting setting {', '.join(unknown)}; the settings are: {', '.join(sorted(known))}")
     settings = WeightingSettings(strategy=strategy, **options)
-    validate(settings)
+    try:
+        validate(settings)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    # A setting the strategy does not read would be ignored without a word (as on the command line).
+    problem = unread_settings_problem([strategy], options)
+    if problem:
+        raise UserError(problem)
     return settings
 
 
 def _labels(labels, rows: int | None) -> np.ndarray:
     y = np.asarray(labels).reshape(-1)
     if rows is not None and len(y) != rows:
-        raise ValueError(f"labels has {len(y)} rows but there are {rows} rows of features or probabilities")
+        raise UserError(f"labels has {len(y)} rows but there are {rows} rows of features or probabilities")
     if len(y) == 0:
-        raise ValueError("labels is empty: weights need at least one row")
+        raise UserError("labels is empty: weights need at least one row")
     as_int = y.astype(np.int64) if np.issubdtype(y.dtype, np.number) else None
     if as_int is None or not np.array_equal(as_int, y) or (as_int < 0).any():
-        raise ValueError("labels must be whole class numbers >= 0 (0/1 for a binary task), one per row")
+        raise UserError("labels must be whole class numbers >= 0 (0/1 for a binary task), one per row")
     return as_int
 
 
 def _features(features) -> torch.Tensor:
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2:
-        raise ValueError(f"features must be a matrix [rows, dimensions], got an array of shape {x.shape}")
+        raise UserError(f"features must be a matrix [rows, dimensions], got an array of shape {x.shape}")
     if not np.isfinite(x).all():
-        raise ValueError("features hold NaN or infinite values")
+        raise UserError("features hold NaN or infinite values")
     return torch.from_numpy(x)
 
 
@@ -67,29 +85,37 @@ def _errors(probabilities, labels: np.ndarray) -> torch.Tensor:
     if p.ndim == 2 and p.shape[1] == 1:
         p = p[:, 0]
     if p.ndim not in (1, 2) or len(p) != len(labels):
-        raise ValueError(
+        raise UserError(
             f"probabilities must be [rows] (P(label = 1)) or [rows, classes], one row per label; got shape {p.shape} "
             f"for {len(labels)} labels"
         )
     if not np.isfinite(p).all() or (p < 0).any() or (p > 1).any():
-        raise ValueError("probabilities must be finite numbers in [0, 1]")
+        raise UserError("probabilities must be finite numbers in [0, 1]")
     if p.ndim == 2:
         return torch.from_numpy(p.argmax(axis=1) != labels)
     if not np.isin(labels, (0, 1)).all():
-        raise ValueError("probabilities of shape [rows] are P(label = 1): the labels must be 0 or 1")
+        raise UserError("probabilities of shape [rows] are P(label = 1): the labels must be 0 or 1")
     return classifier_errors(torch.from_numpy(p), torch.from_numpy(labels))
 
 
 def _groups(groups, rows: int) -> np.ndarray:
-    g = np.asarray(groups).reshape(-1).astype(str)
-    if len(g) != rows:
-        raise ValueError(f"groups has {len(g)} rows but there are {rows} labels")
-    return g
+    values = pd.Series(np.asarray(groups, dtype=object).reshape(-1))
+    if len(values) != rows:
+        raise UserError(f"groups has {len(values)} rows but there are {rows} labels")
+    blank = blank_cells(values)
+    if blank.any():
+        # As a manifest's group columns: an invented group of blanks could become the worst group.
+        raise UserError(
+            f"groups is missing (None, NaN or empty) on {int(blank.sum())} of {rows} rows (first at row "
+            f"{int(np.argmax(blank))}); every row needs a group value: give those rows a value of their own "
+            "(such as 'unknown') or leave them out"
+        )
+    return values.astype(str).to_numpy()
 
 
 def _weights(inputs: WeightingInputs, settings: WeightingSettings, positives_only: bool) -> np.ndarray:
     if positives_only and not np.isin(inputs.labels.numpy(), (0, 1)).all():
-        raise ValueError("positives_only needs 0/1 labels (1 marks the positives, e.g. faces)")
+        raise UserError("positives_only needs 0/1 labels (1 marks the positives, e.g. faces)")
     weights, _ = compute_weights(inputs, settings, vae_on_all=not positives_only)
     return weights.numpy()
 
@@ -136,8 +162,8 @@ def weights_from_features(
 
     Raises
     ------
-    ValueError for inputs of the wrong shape or values, or settings out of range; TypeError for
-    an unknown setting.
+    debias.UserError (a ValueError) for inputs of the wrong shape or values, group labels with
+    missing values, an unknown setting, one out of range, or one the strategy does not read.
 
     Examples
     --------
@@ -156,12 +182,12 @@ def weights_from_features(
     errors = None
     if needs_errors(strategy):
         if probabilities is None:
-            raise ValueError(
+            raise UserError(
                 f"the {strategy} strategy needs probabilities: your early classifier's P(label = 1) per row"
             )
         errors = _errors(probabilities, y)
     if needs_groups(strategy) and groups is None:
-        raise ValueError(f"the {strategy} strategy needs groups: each row's true group, e.g. 'Male=1'")
+        raise UserError(f"the {strategy} strategy needs groups: each row's true group, e.g. 'Male=1'")
     inputs = WeightingInputs(
         x, torch.from_numpy(y), errors=errors, groups=None if groups is None else _groups(groups, len(y))
     )
@@ -214,7 +240,7 @@ def weights_from_errors(
     [0.25, 1.75, 0.25, 1.75]
     """
     if not needs_errors(strategy):
-        raise ValueError(
+        raise UserError(
             f"{strategy!r} reads no errors; pass one of: {', '.join(s for s in STRATEGIES if needs_errors(s))}"
         )
     weighting = _settings(strategy, {**settings, "errors_upweight": float(upweight)})
@@ -222,12 +248,12 @@ def weights_from_errors(
     errors = _errors(probabilities, y)
     if features is None:
         if reads_latents(strategy):
-            raise ValueError(f"the {strategy} strategy needs features: a matrix [rows, dimensions]")
+            raise UserError(f"the {strategy} strategy needs features: a matrix [rows, dimensions]")
         x = torch.zeros(len(y), 1, dtype=torch.float64)
     else:
         x = _features(features)
         if len(x) != len(y):
-            raise ValueError(f"features has {len(x)} rows but there are {len(y)} labels")
+            raise UserError(f"features has {len(x)} rows but there are {len(y)} labels")
     return _weights(WeightingInputs(x, torch.from_numpy(y), errors=errors), weighting, positives_only)
 
 

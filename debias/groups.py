@@ -72,6 +72,11 @@ def column_groups(attributes: pd.DataFrame, columns: list[str]) -> pd.Series:
     return name.rename("group").reset_index(drop=True)
 
 
+def blank_cells(values: pd.Series) -> np.ndarray:
+    """Which cells hold no group value: missing (None, NaN) or empty text."""
+    return (values.isna() | (values.astype(str).str.strip() == "")).to_numpy()
+
+
 def require_group_values(attributes_by_split: dict[str, pd.DataFrame], columns: list[str], source: str) -> None:
     """UserError when a group column has blank (missing or empty) cells in some split.
 
@@ -84,7 +89,7 @@ def require_group_values(attributes_by_split: dict[str, pd.DataFrame], columns: 
             if column not in attributes.columns:
                 continue
             values = attributes[column]
-            blank = int((values.isna() | (values.astype(str).str.strip() == "")).sum())
+            blank = int(blank_cells(values).sum())
             if blank:
                 raise UserError(
                     f"the group column `{column}` is empty on {blank} of {len(values)} rows of the {split} split of "

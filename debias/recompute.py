@@ -9,7 +9,6 @@ can be tried in seconds; training with the new file is then up to the user's pip
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -18,14 +17,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from debias import io
 from debias.errors import UserError
-from debias.groups import column_groups
-from debias.run_dir import CONFIG, EARLY_PROBS, LATENTS, PROTECTED_FILES, WEIGHTS, read_run_config
-from debias.weight_files import GROUP_PREFIX, group_columns, read_weights_frame, write_weights
+from debias.groups import column_groups, require_group_values
+from debias.run_dir import BY_WEIGHTS, CONFIG, EARLY_PROBS, LATENTS, PROTECTED_FILES, WEIGHTS
+from debias.run_folder import RunFolder, output_folder
+from debias.weight_files import GROUP_PREFIX, group_columns
 from debias.weighting import (
     AUTO,
-    LEGACY_STRATEGY,
+    STRATEGIES,
     WeightingSettings,
     caption_values,
     get_strategy,
@@ -63,28 +62,6 @@ def settings_path(weights_path: Path) -> Path:
     return weights_path.with_suffix(".json")
 
 
-def _fit_settings(config: dict, path: Path) -> tuple[WeightingSettings, bool]:
-    try:
-        vae_on_all = config["dataset"]["vae_on_all"]
-    except (KeyError, TypeError):
-        raise UserError(f"{path} has no dataset.vae_on_all; it was not written by `debias fit`") from None
-    if not isinstance(vae_on_all, bool):
-        raise UserError(f"{path}: dataset.vae_on_all must be true or false, got {vae_on_all!r}")
-    saved = dict((config.get("settings") or {}).get("weighting") or {})
-    # Runs written before there were strategies to choose from used the histograms, not today's default.
-    saved.setdefault("strategy", LEGACY_STRATEGY)
-    if saved.get("strategy") == AUTO:
-        # An auto fit's weights.csv comes from the strategy it chose.
-        chosen = config.get("weighting_strategy") or (config.get("weighting_selection") or {}).get("chosen")
-        if chosen is None:
-            raise UserError(
-                f"{path}: the fit chose its weighting strategy by measurement but did not record the choice; re-run `debias fit`"
-            )
-        saved["strategy"] = chosen
-    known = set(WeightingSettings.__dataclass_fields__)
-    return WeightingSettings.from_record({k: v for k, v in saved.items() if k in known}), vae_on_all
-
-
 def _resolve_output(
     run_dir: Path, out: str | os.PathLike | None, settings: WeightingSettings, overwrite: bool, changed: tuple[str, ...]
 ) -> Path:
@@ -93,15 +70,22 @@ def _resolve_output(
         raise UserError(f"--out {target} must end in .csv")
     if target.exists() and target.is_dir():
         raise UserError(f"--out {target} is a folder; name a .csv file")
-    in_run = target.resolve().parent == run_dir.resolve()
-    if in_run and {target.name, settings_path(target).name} & PROTECTED_FILES:
+    record = settings_path(target)
+    if RunFolder.beside(target) is not None and {target.name, record.name} & PROTECTED_FILES:
         raise UserError(
-            f"--out {target} would replace a file of the run ({', '.join(sorted(PROTECTED_FILES))}); choose another name"
+            f"--out {target} would replace a file of the run in {target.parent} "
+            f"({', '.join(sorted({target.name, record.name} & PROTECTED_FILES))}); choose another name"
         )
+    in_run = target.resolve().parent == run_dir.resolve()
     if in_run and target.name == WEIGHTS and (out is None or not overwrite):
         raise UserError(f"refusing to replace the fit's {target}; pass --out naming it and --overwrite to do so")
-    if target.exists() and not overwrite:
-        raise UserError(f"{target} already exists; pass --overwrite to replace it or choose another --out")
+    if not overwrite:
+        for path in (target, record):
+            if path.exists():
+                raise UserError(
+                    f"{path} already exists (`debias weights` writes {target.name} and the record of how it was made, "
+                    f"{record.name}, side by side); pass --overwrite to replace it or choose another --out"
+                )
     return target
 
 
@@ -138,60 +122,46 @@ def recompute_weights(
     known = set(WeightingSettings.__dataclass_fields__)
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise TypeError(f"recompute_weights() got settings it does not know: {', '.join(unknown)}")
+        raise UserError(
+            f"recompute_weights() got settings it does not know: {', '.join(unknown)}; "
+            f"the settings are: {', '.join(known_order())}"
+        )
     if not run_dir.is_dir():
         raise UserError(f"run folder {run_dir} does not exist; `debias fit --out {run_dir}` makes one")
-    needed = [name for name in (WEIGHTS, LATENTS, CONFIG) if not (run_dir / name).is_file()]
-    if needed:
-        raise UserError(
-            f"{run_dir} is not a complete run folder: missing {', '.join(needed)}; point at a folder written by `debias fit`"
-        )
-    config_path = run_dir / CONFIG
-    run_config = read_run_config(run_dir)
-    fit_settings, vae_on_all = _fit_settings(run_config, config_path)
+    folder = RunFolder(run_dir)
+    folder.require(WEIGHTS, LATENTS, then=f"run `debias weights {run_dir}`")
+    fit_settings, vae_on_all = folder.weighting, folder.vae_on_all
     if overrides.get("cap") is not None and no_cap:
         raise UserError("pass either --cap or --no-cap, not both")
     changed = {k: v for k, v in overrides.items() if v is not None}
+    if changed.get("strategy") == AUTO:
+        raise UserError(
+            "--weighting auto chooses a strategy by training a short run of each, which `debias weights` does not do; "
+            f"name a strategy ({', '.join(STRATEGIES)}), or fit again with `debias fit --weighting auto`"
+        )
     problem = unread_settings_problem([changed.get("strategy", fit_settings.strategy)], changed)
     if problem:
         raise UserError(problem)
     if no_cap:
         changed["cap"] = None
     settings = replace(fit_settings, **changed)
-    if isinstance(settings.alpha, float) and not math.isfinite(settings.alpha):
-        raise UserError(f"--alpha must be a finite number >= 0, got {settings.alpha}")
     try:
         validate(settings)
     except ValueError as exc:
         raise UserError(f"bad weighting setting: {exc}") from None
 
-    frame = read_weights_frame(run_dir / WEIGHTS)
+    frame = folder.weights
     if "label" not in frame.columns:
         raise UserError(f"{run_dir / WEIGHTS} has no `label` column; it was not written by `debias fit`")
-    latents = _read_latents(run_dir, len(frame))
-    labels = pd.to_numeric(frame["label"], errors="coerce").to_numpy(dtype=np.float64, copy=True)
-    if not np.isin(labels, (0, 1)).all():
-        raise UserError(f"{run_dir / WEIGHTS}: the `label` column must hold 0 or 1 in every row")
-    labels = labels.astype(np.int64)
+    latents = folder.latents
+    labels = frame["label"].to_numpy(dtype=np.int64, copy=True)
     attributes = group_columns(frame)
-    early_probs = (
-        _early_probs(run_dir, run_config, settings, fit_settings, len(frame))
-        if needs_errors(settings.strategy)
-        else None
-    )
+    early_probs = _early_probs(folder, settings, fit_settings) if needs_errors(settings.strategy) else None
     groups = _groups(run_dir, attributes, settings.strategy) if needs_groups(settings.strategy) else None
 
     target = _resolve_output(run_dir, out, settings, overwrite, tuple(n for n in known_order() if n in changed))
     weights, score = training_weights(
         torch.from_numpy(latents), torch.from_numpy(labels), settings, vae_on_all, early_probs, groups
-    )
-    write_weights(
-        target,
-        frame["sample_id"].to_numpy(),
-        weights.numpy(),
-        log_density=(-score).numpy(),
-        labels=labels,
-        groups=attributes,
     )
     result = {
         "path": str(target),
@@ -204,7 +174,12 @@ def recompute_weights(
         "fit_settings": fit_settings.to_dict(),
         "fit_stats": weight_summary(torch.tensor(frame["weight"].to_numpy(dtype=np.float64))),
     }
-    io.write_json(settings_path(target), result)
+    columns = (frame["sample_id"].to_numpy(), weights.numpy())
+    named = {"log_density": (-score).numpy(), "labels": labels, "groups": attributes}
+    # Into a run folder, both are recorded there (files.json): a new fit over it removes them.
+    with output_folder(target.parent) as destination:
+        destination.write_weights(target.name, *columns, by=BY_WEIGHTS, weighting=result["settings"], **named)
+        destination.write_json(settings_path(target).name, result, by=BY_WEIGHTS)
     return result
 
 
@@ -213,37 +188,20 @@ def known_order() -> tuple[str, ...]:
     return tuple(WeightingSettings.__dataclass_fields__)
 
 
-def _read_latents(run_dir: Path, rows: int) -> np.ndarray:
-    try:
-        latents = np.load(run_dir / LATENTS, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"cannot read {run_dir / LATENTS} ({exc}); the run folder is damaged") from None
-    if latents.ndim != 2 or len(latents) != rows:
-        raise UserError(
-            f"{run_dir / LATENTS} has shape {latents.shape} but weights.csv has {rows} rows; "
-            "they must come from the same fit (one latent row per weights.csv row)"
-        )
-    if not np.isfinite(latents).all():
-        raise UserError(f"{run_dir / LATENTS} holds non-finite values; re-run `debias fit`")
-    return latents
-
-
 def _refit(run_dir: Path, options: str) -> str:
     return f"`debias fit --config {run_dir / CONFIG} {options} --out NEW_FOLDER`"
 
 
-def _early_probs(
-    run_dir: Path, run_config: dict, settings: WeightingSettings, fit_settings: WeightingSettings, rows: int
-) -> np.ndarray:
+def _early_probs(folder: RunFolder, settings: WeightingSettings, fit_settings: WeightingSettings) -> np.ndarray:
     """The fit's early classifier's P(label = 1) per row, checked against what `settings` asks for."""
-    early_path = run_dir / EARLY_PROBS
+    run_dir, early_path = folder.path, folder.path / EARLY_PROBS
     if not early_path.is_file():
         raise UserError(
             f"the {settings.strategy} weighting needs the early classifier's predictions on the training split "
             f"({early_path}), which the fit kept only for strategies that use errors (it used {fit_settings.strategy}); "
             f"make them with a new fit: {_refit(run_dir, f'--weighting {settings.strategy}')}"
         )
-    epoch = (run_config.get("early_errors") or {}).get("epoch")
+    epoch = (folder.config.get("early_errors") or {}).get("epoch")
     # The fit's own --errors-epoch, or the epoch it took from there on (the first informative one), both
     # describe the predictions saved; any other epoch's classifier was never kept.
     if settings.errors_epoch not in (fit_settings.errors_epoch, epoch):
@@ -253,13 +211,7 @@ def _early_probs(
             f"predictions after another epoch need a new fit: "
             f"{_refit(run_dir, f'--weighting {settings.strategy} --errors-epoch {settings.errors_epoch}')}"
         )
-    try:
-        early_probs = np.load(early_path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"cannot read {early_path} ({exc}); the run folder is damaged") from None
-    if early_probs.shape != (rows,) or not np.isfinite(early_probs).all():
-        raise UserError(f"{early_path} must hold one finite probability per weights.csv row; the run folder is damaged")
-    return early_probs
+    return folder.early_probs
 
 
 def _groups(run_dir: Path, attributes: pd.DataFrame, strategy: str) -> np.ndarray:
@@ -270,4 +222,5 @@ def _groups(run_dir: Path, attributes: pd.DataFrame, strategy: str) -> np.ndarra
             f"columns of {run_dir / WEIGHTS}, which this run lacks (a fit writes them when its data has group "
             f"columns); make them with a new fit: {_refit(run_dir, f'--weighting {strategy} --groups ATTR[,ATTR]')}"
         )
+    require_group_values({"training": attributes}, list(attributes.columns), str(run_dir / WEIGHTS))
     return column_groups(attributes, list(attributes.columns)).to_numpy(str)

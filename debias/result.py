@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from debias.errors import UserError
-from debias.run_dir import CONFIG, LATENTS, WEIGHTS, predictions_file, read_run_config
-from debias.weight_files import SampleWeights, read_weights_frame
+from debias.run_folder import RunFolder
+from debias.weight_files import SampleWeights
 
 
 @dataclass(frozen=True)
@@ -42,36 +43,39 @@ class FitResult:
     @classmethod
     def load(cls, run_dir: str | os.PathLike) -> FitResult:
         """The result of the finished fit in `run_dir`; UserError when it is not a finished run folder."""
-        run_dir = Path(run_dir)
-        summary = read_run_config(run_dir)
-        if "results" not in summary:
+        folder = RunFolder(run_dir)
+        if not folder.finished:
+            if folder.fit_holder() is not None:
+                raise folder.unfinished_error(f"call debias.load_run({str(folder.path)!r})")
             raise UserError(
-                f"{run_dir} holds a fit that has not finished ({CONFIG} has no results); "
-                f"finish it with debias.resume({str(run_dir)!r}) or `debias fit --resume {run_dir}`"
+                f"{folder.path} holds a fit that has not finished; "
+                f"finish it with debias.resume({str(folder.path)!r}) or `debias fit --resume {folder.path}`"
             )
-        return cls(run_dir, summary)
+        return cls(folder.path, folder.config)
+
+    @cached_property
+    def _folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
 
     @property
     def config(self):
         """The fit's settings as a FitConfig (runtime settings at their defaults: config.json keeps them apart)."""
-        from debias.fit import FitConfig
-
-        return FitConfig.from_dict(self.summary["settings"])
+        return self._folder.fit_config
 
     @property
     def weights(self) -> SampleWeights:
         """weights.csv as SampleWeights: `.align(ids)`, `.to_sample_weight(ids)`, `.to_sampler(ids)`."""
-        return SampleWeights.load(self.run_dir / WEIGHTS)
+        return self._folder.sample_weights
 
     @property
     def weights_frame(self) -> pd.DataFrame:
         """weights.csv as a DataFrame: sample_id, weight, log_density, label and the group_<attr> columns."""
-        return read_weights_frame(self.run_dir / WEIGHTS)
+        return self._folder.weights.copy()
 
     @property
     def latents(self) -> np.ndarray:
         """The final DB-VAE's latent means of the training rows (float32 [N, k], rows as in weights.csv)."""
-        return np.load(self.run_dir / LATENTS, allow_pickle=False)
+        return self._folder.latents.copy()
 
     @property
     def results(self) -> dict:
@@ -85,13 +89,15 @@ class FitResult:
 
     def table(self, split: str = "test") -> pd.DataFrame:
         """One row per model: accuracy, worst-group accuracy and the worst group on `split` (test or valid)."""
+        if split not in ("test", "valid"):
+            raise UserError(f"split must be 'test' or 'valid', got {split!r}")
         rows = self.summary["results"][split]
         columns = ["accuracy", "worst_group_accuracy", "worst_group"]
         return pd.DataFrame({name: {c: figures[c] for c in columns} for name, figures in rows.items()}).T[columns]
 
     def predictions(self, split: str = "test") -> pd.DataFrame:
-        """Every model's predictions on `split`: model, sample_id, prob, pred, label and the attributes."""
-        return pd.read_csv(self.run_dir / predictions_file(split), dtype={"sample_id": str})
+        """Every model's predictions on `split` (test or valid): model, sample_id, prob, pred, label and the attributes."""
+        return self._folder.predictions(split).copy()
 
     def __repr__(self) -> str:
         models = ", ".join(
@@ -155,7 +161,7 @@ def run(
     elif isinstance(config, (str, os.PathLike)):
         base = config_from_file(config)
     else:
-        raise TypeError(f"config must be a FitConfig or the path of a settings file, got {type(config).__name__}")
+        raise UserError(f"config must be a FitConfig or the path of a settings file, got {type(config).__name__}")
     final = config_from_settings(settings, "debias.run()", base=base) if settings else base
     summary = run_fit(final, out=out, overwrite=overwrite, progress=progress, dataset=dataset)
     return FitResult(Path(summary["run_dir"]), summary)

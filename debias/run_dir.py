@@ -1,9 +1,11 @@
-"""The run folder: its file names, its format version, creating one and reading its config.json.
+"""The run folder's layout: its file names, its format version, its record of what debias wrote, and claiming it.
 
-`debias fit` stamps `format_version` into config.json and checkpoint.pt. Anything that reads a run
-folder (resuming a fit, `debias weights`, `debias report`) calls `check_format_version` or
-`read_run_config` first, so a folder written by an incompatible debias gets one clear message
-instead of a KeyError deep inside. This module needs no training code.
+`debias fit` stamps `format_version` into config.json and checkpoint.pt; a folder written by an
+incompatible debias gets one clear message instead of a KeyError deep inside. Every command that
+writes into a run folder records the file in files.json, so a new fit over the folder
+(`--overwrite`) removes exactly what debias wrote there and nothing of the user's. Reading and
+writing the files themselves is `debias.run_folder.RunFolder`'s job; this module needs neither
+torch nor pandas.
 
     config.json            resolved settings, dataset description, weight statistics, results
     checkpoint.pt          state dicts of every model (loads with torch.load(weights_only=True))
@@ -14,19 +16,22 @@ instead of a KeyError deep inside. This module needs no training code.
     history.csv            one row per model and epoch: losses, accuracies, weight statistics
     early_probs.npy        (strategies that use errors) the uniform baseline's P(label = 1) on the
                            training split after the epoch config.json names ("early_errors")
+    files.json             every file a debias command wrote into the folder, and which command
     report.html / .json    written by `debias fit --report` or `debias report`
-    .debias.lock           only while a fit or resume writes the folder (debias.locks)
     groups.csv             the report's per-group table in long format, one row per model and group
+    .debias.lock           only while a fit or resume writes the folder (debias.locks)
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
-from debias import __version__, locks, oserrors
+from debias import __version__, io, locks, oserrors
 from debias.errors import UserError
 
 # Bump when a file of the run folder changes meaning or layout (renamed keys or columns, another
@@ -41,9 +46,18 @@ HISTORY = "history.csv"
 EARLY_PROBS = "early_probs.npy"
 REPORT_HTML = "report.html"
 REPORT_JSON = "report.json"
+REPORT_GROUPS = "groups.csv"
+# The record of what debias wrote into the folder (see `debias_files`).
+RECORD = "files.json"
 # Held by the fit or resume writing the folder (debias.locks); removed when it ends.
 LOCK = ".debias.lock"
-REPORT_GROUPS = "groups.csv"
+
+# Who wrote a file, as files.json says.
+BY_FIT = "debias fit"
+BY_WEIGHTS = "debias weights"
+BY_REPORT = "debias report"
+# Files of a run folder from before files.json, recorded when a command first writes into it.
+BY_EARLIER = "debias, before files.json"
 
 
 def predictions_file(split: str) -> str:
@@ -64,16 +78,10 @@ FIT_FILES = (
 )
 # Files another command must never replace: everything a fit wrote but the weights, which
 # `debias weights --out RUN/weights.csv --overwrite` may replace on purpose.
-PROTECTED_FILES = frozenset(FIT_FILES) - {WEIGHTS}
+PROTECTED_FILES = frozenset(FIT_FILES) - {WEIGHTS} | {RECORD}
 REPORT_FILES = (REPORT_HTML, REPORT_JSON, REPORT_GROUPS)
-# What `debias weights` writes into the run folder by default (recompute.default_output_name):
-# derived from this run's latents, so a new fit over the folder (--overwrite) removes them too.
-DERIVED_PATTERNS = ("weights-*.csv", "weights-*.json")
-
-
-def derived_files(run_dir: Path) -> list[Path]:
-    """The files `debias weights` wrote into `run_dir` under its default names."""
-    return sorted(path for pattern in DERIVED_PATTERNS for path in run_dir.glob(pattern) if path.is_file())
+# The keys of the record `debias weights` writes beside a weights file (NAME.json for NAME.csv).
+WEIGHTS_RECORD_KEYS = frozenset({"path", "source_run", "settings", "stats"})
 
 
 def check_format_version(found, source: str | os.PathLike, written_by=None) -> None:
@@ -89,42 +97,109 @@ def check_format_version(found, source: str | os.PathLike, written_by=None) -> N
     )
 
 
-def read_run_config(run_dir: str | os.PathLike) -> dict:
-    """config.json of `run_dir` as a dict, after checking that this debias can read the folder.
-
-        config = read_run_config("runs/x")
-        config["settings"]["epochs"], config.get("status")   # "running" while a fit is under way
-
-    UserError when the folder or its config.json is missing, the JSON is damaged, or the run
-    format differs from RUN_FORMAT_VERSION.
-    """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} does not exist; pass a folder written by `debias fit`")
-    path = run_dir / CONFIG
-    if not path.is_file():
-        raise UserError(f"{run_dir} has no {CONFIG}, so it is not a `debias fit` run folder")
+def read_json_object(path: Path) -> dict | None:
+    """The JSON object in `path`, or None when it is missing, unreadable or something else."""
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); the run folder is damaged"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path} ({exc}); the run folder is damaged") from None
-    if not isinstance(config, dict):
-        raise UserError(f"{path} does not hold a JSON object; the run folder is damaged")
-    check_format_version(config.get("format_version"), path, config.get("debias_version"))
-    return config
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def is_complete(run_dir: Path) -> bool:
     """Whether config.json holds results, which a fit writes last of all."""
-    try:
-        config = json.loads((run_dir / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and "results" in config
+    config = read_json_object(run_dir / CONFIG)
+    return config is not None and "results" in config
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether `folder` holds a debias run: a files.json record, or a config.json a fit wrote."""
+    if read_record(folder) is not None:
+        return True
+    config = read_json_object(folder / CONFIG)
+    return config is not None and "format_version" in config and ("settings" in config or "status" in config)
+
+
+# files.json: name -> {"by": the command, "sha256": for weights files, "weighting": settings of `debias weights`}
+
+
+def _plain_name(name) -> bool:
+    # A record names files inside its own folder only: a crafted "../x" must never be removed.
+    return isinstance(name, str) and name not in ("", ".", "..") and Path(name).name == name
+
+
+def read_record(folder: Path) -> dict[str, dict] | None:
+    """files.json's entries (file name -> entry), or None when `folder` has no valid record."""
+    data = read_json_object(Path(folder) / RECORD)
+    if data is None or data.get("written_by") != "debias" or not isinstance(data.get("files"), dict):
+        return None
+    return {name: entry for name, entry in data["files"].items() if _plain_name(name) and isinstance(entry, dict)}
+
+
+def write_record(folder: Path, entries: dict[str, dict]) -> None:
+    """Replace files.json with `entries` (atomically)."""
+    io.write_json(
+        Path(folder) / RECORD, {"written_by": "debias", "format_version": RUN_FORMAT_VERSION, "files": entries}
+    )
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of a file's bytes, in hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def unchanged(path: Path, entry: dict) -> bool:
+    """Whether `path` still holds what debias wrote (by the digest files.json keeps for weights files)."""
+    return "sha256" not in entry or (path.is_file() and file_digest(path) == entry["sha256"])
+
+
+def _is_weights_record(path: Path, csv_name: str) -> bool:
+    record = read_json_object(path)
+    return record is not None and WEIGHTS_RECORD_KEYS <= record.keys() and Path(str(record["path"])).name == csv_name
+
+
+def debias_files(folder: Path) -> list[str]:
+    """Names of the files in `folder` that debias wrote there and that still hold what it wrote.
+
+    With a files.json: what it records (a weights file changed since is the user's now). A run
+    folder from before files.json: the files a fit and a report write, and every `NAME.csv` with
+    the `NAME.json` record `debias weights` writes beside it. Any other folder: none.
+    """
+    folder = Path(folder)
+    record = read_record(folder)
+    if record is not None:
+        names = [
+            name for name, entry in record.items() if (folder / name).is_file() and unchanged(folder / name, entry)
+        ]
+        return [*names, RECORD]
+    if not is_run_folder(folder):
+        return []
+    names = [name for name in (*FIT_FILES, *REPORT_FILES) if (folder / name).is_file()]
+    for csv in sorted(folder.glob("*.csv")):
+        if _is_weights_record(csv.with_suffix(".json"), csv.name):
+            names += [csv.name, csv.with_suffix(".json").name]
+    return list(dict.fromkeys(names))
+
+
+def foreign_files(folder: Path, names: Iterable[str]) -> list[str]:
+    """Those of `names` that exist in `folder` but that debias did not write (or that were changed since)."""
+    ours = set(debias_files(folder))
+    return [name for name in names if (Path(folder) / name).exists() and name not in ours]
+
+
+def remove_debias_files(folder: Path) -> list[str]:
+    """Delete the files debias wrote into `folder` (debias_files), files.json last; return their names.
+
+    Only call this while holding the folder's lock, before a new fit writes it.
+    """
+    names = debias_files(folder)
+    for name in sorted(names, key=lambda n: n == RECORD):
+        (Path(folder) / name).unlink(missing_ok=True)
+    return names
 
 
 def default_run_dir(data: str) -> Path:
@@ -165,8 +240,9 @@ def lock_run_folder(run_dir: Path) -> locks.Lock:
 def prepare_run_dir(out: str | Path | None, data: str, overwrite: bool) -> tuple[Path, locks.Lock]:
     """Create the run folder and lock it for this fit (release the lock when the fit ends).
 
-    UserError when another fit holds the folder, or it already holds files and not `overwrite`
-    (checked while holding the lock, so a fit that finishes meanwhile is not overwritten).
+    UserError when another fit holds the folder, or it already holds files and not `overwrite`, or
+    (with `overwrite`) it holds a file of a fit's name that debias did not write, which the fit would
+    replace (checked while holding the lock, so a fit that finishes meanwhile is not overwritten).
     """
     run_dir = Path(out) if out is not None else default_run_dir(data)
     if run_dir.exists() and not run_dir.is_dir():
@@ -179,6 +255,13 @@ def prepare_run_dir(out: str | Path | None, data: str, overwrite: bool) -> tuple
             hint = f", or `debias fit --resume {run_dir}` to continue the unfinished fit in it" if unfinished else ""
             raise UserError(
                 f"output folder {run_dir} already exists and is not empty; choose another --out or pass --overwrite{hint}"
+            )
+        foreign = foreign_files(run_dir, (*FIT_FILES, RECORD))
+        if foreign:
+            raise UserError(
+                f"--out {run_dir} holds {', '.join(foreign)}, which no debias command wrote there (or which was changed "
+                "since); --overwrite removes only what debias wrote, and the fit would replace it. Move it away or "
+                "choose another --out"
             )
     except BaseException:
         lock.release()

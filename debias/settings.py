@@ -180,8 +180,16 @@ def value_problems(item: Declared, value) -> list[str]:
 def problems(obj) -> list[str]:
     """Every declared setting of `obj` whose value has the wrong type or is out of its range or choices."""
     found = []
-    for item in declared(type(obj)):
-        found += value_problems(item, value_at(obj, item.path))
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        hint, value = hints[f.name], getattr(obj, f.name)
+        if dataclasses.is_dataclass(hint):
+            if isinstance(value, hint):
+                found += problems(value)
+            else:
+                found.append(f"{f.name} must be a {hint.__name__} (or its settings by name), got {value!r}")
+        elif "setting" in f.metadata:
+            found += value_problems(Declared((f.name,), f, f.metadata["setting"], hint), value)
     return found
 
 

@@ -75,7 +75,7 @@ def test_errors_from_class_probabilities_and_with_features():
         (lambda: debias.weights_from_features(np.zeros(5), [0] * 5), ValueError, "matrix"),
         (lambda: debias.weights_from_features(np.zeros((5, 2)), [0] * 4), ValueError, "labels has 4 rows"),
         (lambda: debias.weights_from_features(np.zeros((3, 2)), [0, 0.5, 1]), ValueError, "whole class numbers"),
-        (lambda: debias.weights_from_features(np.zeros((3, 2)), [0, 1, 1], alpah=1), TypeError, "alpah"),
+        (lambda: debias.weights_from_features(np.zeros((3, 2)), [0, 1, 1], alpah=1), debias.UserError, "alpah"),
         (lambda: debias.weights_from_features(np.zeros((3, 2)), [0, 1, 1], strategy="nope"), ValueError, "nope"),
         (lambda: debias.weights_from_errors([0.5, 1.5], [0, 1]), ValueError, "in [0, 1]"),
         (lambda: debias.weights_from_errors([0.5, 0.2], [0, 1], upweight=0.5), ValueError, "--errors-upweight"),
@@ -114,3 +114,39 @@ def test_load_run_of_an_unfinished_fit_says_how_to_finish_it(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"format_version": 1, "status": "running", "settings": {}}))
     with pytest.raises(debias.UserError, match=r"debias.resume\("):
         debias.load_run(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "call, fragment",
+    [
+        (
+            lambda: debias.weights_from_features(
+                np.zeros((4, 2)), [0, 1, 0, 1], strategy="groups", groups=["a", None, "b", "a"]
+            ),
+            "groups is missing (None, NaN or empty) on 1 of 4 rows",
+        ),
+        (
+            lambda: debias.weights_from_features(
+                np.zeros((4, 2)),
+                [0, 1, 0, 1],
+                strategy="balanced-groups",
+                groups=np.array(["a", np.nan, "b", " "], dtype=object),
+            ),
+            "on 2 of 4 rows",
+        ),
+        (
+            lambda: debias.weights_from_features(np.zeros((4, 2)), [0, 1, 0, 1], strategy="joint", bins=5),
+            "does not read --bins (read by histogram)",
+        ),
+        (
+            lambda: debias.weights_from_errors([0.9, 0.2], [1, 0], joint_dims=2),
+            "does not read --joint-dims",
+        ),
+        (lambda: debias.weights_from_features(np.zeros((3, 2)), [0, 1, 1], bins="x"), "must be a whole number"),
+        (lambda: debias.run(config=3), "config must be a FitConfig"),
+    ],
+)
+def test_every_refusal_of_the_api_is_a_user_error(call, fragment):
+    with pytest.raises(debias.UserError) as caught:
+        call()
+    assert fragment in str(caught.value) and isinstance(caught.value, ValueError)

@@ -33,9 +33,7 @@ from debias.weighting.histogram import histogram_log_weights
 from debias.weighting.sharded import sharded_training_weights
 
 WORLD = 2
-CONTRACT = (
-    "weights.csv config.json checkpoint.pt latents.npy predictions_test.csv predictions_valid.csv history.csv".split()
-)
+CONTRACT = "weights.csv config.json checkpoint.pt latents.npy predictions_test.csv predictions_valid.csv history.csv files.json".split()
 # --eval-batch-size 32 splits the 160 training images into 5 encoding batches: 3 for rank 0, 2 for rank 1.
 FIT_ARGS = "fit --data synthfaces --limit 160 --epochs 2 --batch-size 32 --latent-dim 8 --image-size 32 --eval-batch-size 32 --models uniform,dbvae,sampler --device cpu --quiet --vae-warmup-steps 0 --weighting histogram".split()
 

@@ -31,6 +31,7 @@ CONTRACT = {
     "predictions_valid.csv",
     "history.csv",
     "early_probs.npy",  # the default weighting (errors) reads the early classifier's errors
+    "files.json",  # the record of what the fit wrote
 }
 # Runs `debias ARGS...` with its first training epoch held until the file GATE exists; touches STARTED then.
 PAUSED_FIT = """

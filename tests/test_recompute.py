@@ -10,6 +10,7 @@ import torch
 from click.testing import CliRunner
 
 from debias.cli import main
+from debias.errors import UserError
 from debias.recompute import recompute_weights
 from debias.weighting import WeightingSettings, effective_sample_size, training_weights
 
@@ -33,8 +34,10 @@ def make_run(folder, vae_on_all=False, settings=FIT_SETTINGS):
     np.save(folder / "latents.npy", latents)
     config = {
         "format_version": 1,
+        "status": "complete",
         "settings": {"weighting": settings.to_dict()},
-        "dataset": {"vae_on_all": vae_on_all, "name": "fake"},
+        "dataset": {"vae_on_all": vae_on_all, "name": "fake", "sizes": {"train": N}},
+        "results": {},
     }
     (folder / "config.json").write_text(json.dumps(config))
     return folder
@@ -158,7 +161,7 @@ def test_broken_run_folders_are_user_errors(tmp_path, run):
 
     (run / "latents.npy").unlink()
     result = invoke(run)
-    assert result.exit_code != 0 and "missing latents.npy" in result.output and "Traceback" not in result.output
+    assert result.exit_code != 0 and "lacks latents.npy" in result.output and "Traceback" not in result.output
 
     np.save(run / "latents.npy", np.zeros((N - 1, DIM), dtype=np.float32))
     result = invoke(run)
@@ -260,3 +263,41 @@ def test_a_run_recorded_before_class_shares_recomputes_as_it_ran(tmp_path):
     np.testing.assert_allclose(again, fit, rtol=1e-9)
     kept = recompute_weights(run, out=tmp_path / "kept.csv", keep_class_shares=True)
     assert not np.allclose(pd.read_csv(kept["path"])["weight"].to_numpy(), fit)  # the difference is visible
+
+
+def test_early_predictions_outside_zero_one_are_refused(tmp_path):
+    run = make_run(tmp_path / "run")
+    np.save(run / "early_probs.npy", np.linspace(-0.5, 1.5, N))
+    result = invoke(run, "--weighting", "errors")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "early_probs.npy holds values that are not probabilities in [0, 1]" in result.output
+    assert not list(run.glob("weights-*"))
+
+
+def test_a_config_without_settings_is_refused_not_defaulted(run):
+    config = json.loads((run / "config.json").read_text())
+    del config["settings"]
+    (run / "config.json").write_text(json.dumps(config))
+    result = invoke(run, "--alpha", "0.1")
+    assert result.exit_code == 1 and "has no settings" in result.output and "Traceback" not in result.output
+    assert not list(run.glob("weights-*"))
+
+
+def test_a_killed_fits_folder_says_to_resume_it(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    settings = {"weighting": FIT_SETTINGS.to_dict()}
+    (run / "config.json").write_text(json.dumps({"format_version": 1, "status": "running", "settings": settings}))
+    result = invoke(run)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "did not finish (it was stopped before writing weights.csv, latents.npy)" in result.output
+    assert f"Continue it with `debias fit --resume {run}`, then run `debias weights {run}`" in result.output
+
+
+def test_auto_is_not_offered_where_nothing_is_trained(run):
+    result = invoke(run, "--weighting", "auto")
+    assert result.exit_code == 2 and "Invalid value for '--weighting'" in result.output
+    with pytest.raises(UserError, match="auto chooses a strategy by training"):
+        recompute_weights(run, strategy="auto")
+    with pytest.raises(UserError, match="does not know: alpah"):
+        recompute_weights(run, alpah=0.1)

@@ -1,4 +1,4 @@
-"""checkpoint.pt: what a fit has done so far, written after every epoch and read back to resume it."""
+"""checkpoint.pt: what a fit has done so far, written after every epoch and read back (RunFolder.checkpoint) to resume it."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 from debias import __version__
 from debias.data import Dataset
 from debias.errors import UserError
-from debias.run_dir import RUN_FORMAT_VERSION, check_format_version
+from debias.run_dir import RUN_FORMAT_VERSION
 
 if TYPE_CHECKING:
     from debias.fit.config import FitConfig
@@ -129,29 +129,6 @@ def checkpoint_state(
         state["early_errors"] = json.dumps(progress.early_errors)
     if progress.selection is not None:
         state["weighting_selection"] = json.dumps(progress.selection)
-    return state
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """checkpoint.pt of a run, read with weights_only=True and checked; UserError when damaged or incompatible."""
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling errors have no common base class
-        raise UserError(
-            f"cannot read {path} with torch.load(weights_only=True) ({type(exc).__name__}); it is damaged or not a "
-            "checkpoint of this debias. Start a new fit with --out NEW_FOLDER"
-        ) from None
-    if not isinstance(state, dict):
-        raise UserError(f"{path} is not a debias checkpoint; start a new fit with --out NEW_FOLDER")
-    check_format_version(state.get("format_version"), path, state.get("debias_version"))
-    missing = [
-        k for k in ("settings", "dataset", "epochs_done", "models", "optimizers", "history", "rng") if k not in state
-    ]
-    if missing:
-        raise UserError(
-            f"{path} lacks {', '.join(missing)}; it cannot be resumed. Start a new fit with --out NEW_FOLDER"
-        )
     return state
 
 

@@ -11,6 +11,7 @@ from debias.fit.tensorboard import INSTALL_HINT
 from debias.settings import declared, problems, setting, value_at, value_problems
 from debias.weighting import (
     AUTO,
+    LEGACY_STRATEGY,
     STRATEGIES,
     WeightingSettings,
     auto_candidates,
@@ -167,9 +168,11 @@ class FitConfig:
 
     def __post_init__(self) -> None:
         # The DB-VAE is always trained; listing models in MODELS order makes equal sets compare equal.
-        order = {name: i for i, name in enumerate(MODELS)}
-        models = sorted(set(self.models) | {"dbvae"}, key=lambda m: (order.get(m, len(order)), m))
-        object.__setattr__(self, "models", tuple(models))
+        # Anything but a tuple of names is left as given, for `validate` to refuse with the others.
+        if isinstance(self.models, (tuple, list)) and all(isinstance(m, str) for m in self.models):
+            order = {name: i for i, name in enumerate(MODELS)}
+            models = sorted(set(self.models) | {"dbvae"}, key=lambda m: (order.get(m, len(order)), m))
+            object.__setattr__(self, "models", tuple(models))
 
     def to_dict(self) -> dict:
         """The recorded settings, a plain nested dict for config.json's "settings": what the fit trains.
@@ -208,7 +211,8 @@ class FitConfig:
         if unknown:
             raise ValueError(f"unknown settings {', '.join(unknown)}")
         if "weighting" in d:
-            d["weighting"] = WeightingSettings.from_record(d["weighting"])
+            # Runs recorded before there were strategies to choose from used the histograms.
+            d["weighting"] = WeightingSettings.from_record({"strategy": LEGACY_STRATEGY, **d["weighting"]})
         for f in fields(cls):
             if isinstance(d.get(f.name), list):
                 d[f.name] = tuple(d[f.name])
@@ -250,6 +254,8 @@ def validate(config: FitConfig, world_size: int = 1, whole: bool = True) -> None
     the run's, not the default's; the resumed settings are validated whole).
     """
     found = problems(config)
+    if not isinstance(config.weighting, WeightingSettings):
+        raise UserError("; ".join(found))  # the checks below read the weighting settings
     if (
         world_size > 1
         and config.batch_size >= 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -12,11 +11,11 @@ from debias.data.columns import parse_names
 from debias.data.options import RUNTIME_OPTIONS, option_flag
 from debias.distributed import DistContext, session
 from debias.errors import UserError
-from debias.fit.checkpoint import load_checkpoint
 from debias.fit.config import FitConfig, validate
 from debias.fit.device import resolve_device
 from debias.fit.run import Fit
-from debias.run_dir import CHECKPOINT, CONFIG, check_writable, lock_run_folder, read_run_config
+from debias.run_dir import CHECKPOINT, CONFIG, check_writable, lock_run_folder
+from debias.run_folder import RunFolder
 from debias.settings import declared, replace_at, value_at
 
 
@@ -155,16 +154,10 @@ def _read_resumable(run_dir: Path, given: FitConfig | None, explicit: set[str], 
             f"{run_dir} holds neither {CHECKPOINT} nor {CONFIG}, so it is not the run folder of a `debias fit`; "
             "check the path, or start a new fit with --out"
         )
-    config_json = read_run_config(run_dir) if (run_dir / CONFIG).is_file() else None
-    checkpoint = load_checkpoint(run_dir / CHECKPOINT) if has_checkpoint else None
-    settings = json.loads(checkpoint["settings"]) if checkpoint is not None else config_json.get("settings")
-    try:
-        saved = FitConfig.from_dict(settings)
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise UserError(
-            f"the settings saved in {run_dir} cannot be read by this debias ({exc}); it comes from an incompatible "
-            "version. Start a new fit with --out NEW_FOLDER"
-        ) from None
+    folder = RunFolder(run_dir)
+    config_json = folder.config if (run_dir / CONFIG).is_file() else None
+    checkpoint = folder.checkpoint if has_checkpoint else None
+    saved = folder.checkpoint_config if has_checkpoint else folder.fit_config
     conflicts = settings_conflicts(saved, given, explicit) if given is not None else []
     if conflicts:
         raise UserError(

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from debias import __version__, io, oserrors
+from debias import __version__, oserrors
 from debias.data import Dataset, load_dataset
 from debias.distributed import SINGLE, DistContext, session
 from debias.errors import UserError
@@ -55,17 +55,15 @@ from debias.run_dir import (
     CHECKPOINT,
     CONFIG,
     EARLY_PROBS,
-    FIT_FILES,
     HISTORY,
     LATENTS,
-    REPORT_FILES,
     RUN_FORMAT_VERSION,
     WEIGHTS,
-    derived_files,
     predictions_file,
     prepare_run_dir,
+    remove_debias_files,
 )
-from debias.weight_files import write_weights
+from debias.run_folder import RunFolder
 from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_groups, reads_latents
 from debias.weighting.errors import early_error_rates
 from debias.weights_check import compare_with_uniform
@@ -137,6 +135,7 @@ class Fit:
         resumed: bool = False,
     ):
         self.run_dir, self.config, self.device, self.ctx = run_dir, config, device, ctx
+        self.folder = RunFolder(run_dir)  # rank 0 writes every file through it
         self.progress = progress and ctx.is_main
         self.checkpoint = checkpoint
         self.created = created or _dt.datetime.now().isoformat(timespec="seconds")
@@ -227,13 +226,13 @@ class Fit:
     def _start_run_folder(self) -> None:
         if self.ctx.is_main:
             if self.checkpoint is None:
-                # A new fit (--overwrite) first removes the files of the run it replaces: a stale
-                # checkpoint.pt beside the new config.json would make --resume continue the old run.
-                for name in (*FIT_FILES, *REPORT_FILES):
-                    (self.run_dir / name).unlink(missing_ok=True)
-                for path in derived_files(self.run_dir):  # `debias weights` files of the old run
-                    path.unlink(missing_ok=True)
-            io.write_json(self.run_dir / CONFIG, self._config_record(status="running"))
+                # A new fit (--overwrite) first removes what debias wrote for the run it replaces (a
+                # stale checkpoint.pt beside the new config.json would make --resume continue the old
+                # run; weights `debias weights` made from the old latents would pass for this run's),
+                # and nothing else of the folder.
+                remove_debias_files(self.run_dir)
+                self.folder = RunFolder(self.run_dir)
+            self.folder.write_json(CONFIG, self._config_record(status="running"))
             if self.config.tensorboard is not None:
                 self.board = HistoryBoard(self.config.tensorboard)
         self.resumable = True
@@ -310,7 +309,7 @@ class Fit:
             )
             self._save_checkpoint()
             if self.ctx.is_main:
-                io.write_json(self.run_dir / CONFIG, self._config_record(status="running"))
+                self.folder.write_json(CONFIG, self._config_record(status="running"))
         draw = self.trainers["dbvae"].draw
         draw.weighting = self.resolved_weighting()
         draw.early_probs = self.state.early_probs
@@ -329,8 +328,8 @@ class Fit:
         final = draw.refresh()
         if self.ctx.is_main:
             train = self.dataset.train
-            write_weights(
-                self.run_dir / WEIGHTS,
+            self.folder.write_weights(
+                WEIGHTS,
                 train.sample_ids,
                 draw.weights.cpu().numpy(),
                 log_density=draw.log_density.cpu().numpy(),
@@ -339,9 +338,9 @@ class Fit:
                 # the group strategies, and a pipeline can report per group from the file alone.
                 groups=train.attributes[self.dataset.group_columns],
             )
-            io.write_npy(self.run_dir / LATENTS, draw.latents.cpu().numpy().astype(np.float32))
+            self.folder.write_npy(LATENTS, draw.latents.cpu().numpy().astype(np.float32))
             if self.state.early_probs is not None:
-                io.write_npy(self.run_dir / EARLY_PROBS, np.asarray(self.state.early_probs, dtype=np.float64))
+                self.folder.write_npy(EARLY_PROBS, np.asarray(self.state.early_probs, dtype=np.float64))
         return final
 
     # 10. evaluation
@@ -355,11 +354,11 @@ class Fit:
                     trainer.model, split, self.dataset, self.config.eval_batch_size, self.device, trainer.amp, self.ctx
                 )
             if self.ctx.is_main:
-                io.write_csv(self.run_dir / predictions_file(split_name), predictions_frame(split, probs))
+                self.folder.write_csv(predictions_file(split_name), predictions_frame(split, probs))
             if split_name == "valid":
                 self.weights_check = check_weights(probs, split, self.config.val_groups)
         if self.ctx.is_main:
-            io.write_csv(self.run_dir / HISTORY, pd.DataFrame(self.state.history))
+            self.folder.write_csv(HISTORY, pd.DataFrame(self.state.history))
         return results
 
     # 11. results
@@ -396,7 +395,7 @@ class Fit:
             seconds=self._seconds(),
         )
         if self.ctx.is_main:
-            io.write_json(self.run_dir / CONFIG, summary)  # last: a config.json with results means the run is complete
+            self.folder.write_json(CONFIG, summary)  # last: a config.json with results means the run is complete
         summary["run_dir"] = str(self.run_dir)
         return summary
 
@@ -440,7 +439,7 @@ class Fit:
             state = checkpoint_state(
                 self.config, self.trainers, self.state, self.fingerprint, self._seconds(), complete
             )
-            io.write_torch(self.run_dir / CHECKPOINT, state)
+            self.folder.write_torch(CHECKPOINT, state)
         self.saved_done = dict(self.state.done)
 
     def _kept(self) -> str:

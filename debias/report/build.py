@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from debias import __version__, io, oserrors
+from debias import __version__, oserrors
 from debias.errors import UserError
 from debias.groups import column_groups, group_labels
 from debias.paired import RESAMPLES, SIGNIFICANCE
 from debias.report.evaluate import evaluate_models, paired_tests
-from debias.report.exports import groups_csv_path, groups_table
+from debias.report.exports import GROUPS_HEADER, groups_csv_path, groups_table
 from debias.report.headline import headline, others_sentence
 from debias.report.metrics import CI_LEVEL, INTERVAL_METHOD, training_weight_table
 from debias.report.pictures import data_uri, pictures, weighted_mask
@@ -32,15 +32,21 @@ from debias.report.run import (
     Run,
     aligned_training_rows,
     check_report_targets,
+    is_json_with,
     load_run,
     load_run_dataset,
     model_label,
     report_paths,
+    starts_with_header,
 )
 from debias.report.strategy import auto_sentence, describe
+from debias.run_dir import BY_REPORT
+from debias.run_folder import output_folder
 from debias.run_warnings import constant_predictors, run_warnings
 
 REPORT_FORMAT_VERSION = 2  # 2: exact intervals, group keys, paired tests, warnings
+# Keys every report.json has: how an earlier report (which --out may replace) is told from other files.
+REPORT_KEYS = {"summary", "models", "split", "run_dir"}
 PAIRED_METHOD = (
     "McNemar's exact test for a group's (or the overall) accuracy; a paired permutation test (each image's two "
     "predictions swapped at random) for worst-group accuracy; both on the same test images, two-sided"
@@ -157,14 +163,15 @@ def build_report(
     models = evaluate_models(run)
     tests = paired_tests(run, models, resamples, seed)
     constant = constant_predictors({name: m["selection_rate"] for name, m in models.items()})
-    weighting = describe(run.config)
-    text, html_sentence = headline(models, tests, constant, weighting.name)
-    dataset = load_run_dataset(run, dataset) if (run.weights is not None or run.checkpoint is not None) else None
+    # The models trained by the fit's weights; the weights section describes weights.csv as it is now.
+    trained_with, weighting = describe(run.config), describe(run.weights_config)
+    text, html_sentence = headline(models, tests, constant, trained_with.name)
+    dataset = load_run_dataset(run, dataset) if (run.weights is not None or run.has_checkpoint) else None
     rows = aligned_training_rows(run, dataset)
     weights_by_group = training_weights_by_group(run, dataset, rows) if rows is not None else None
     weights_frame = _weights_frame(run, dataset, rows) if rows is not None else None
     warnings = run_warnings(
-        run.config,
+        run.weights_config,
         {name: m["selection_rate"] for name, m in models.items()},
         _cells(weights_by_group),
         lambda name: models[name]["label"],
@@ -183,10 +190,11 @@ def build_report(
         "models": models,
         "paired_tests": {"baseline": "uniform", "models": tests} if tests else None,
         "training_weights": weights_by_group,
-        "final_weights": run.config.get("final_weights"),
+        "final_weights": run.weights_config.get("final_weights"),
         "weighting_strategy": weighting.name,
         "weighting": asdict(weighting),
-        "weighting_selection": run.config.get("weighting_selection"),
+        "trained_with": trained_with.name,
+        "weighting_selection": run.weights_config.get("weighting_selection"),
         "latent_health": run.config.get("latent_health"),
         "settings": run.settings,
         "dataset": run.config.get("dataset"),
@@ -221,7 +229,7 @@ def build_report(
             figures=figures,
             pictures=images,
             weighting=weighting,
-            auto=auto_sentence(run.config),
+            auto=auto_sentence(run.weights_config),
             settings_rows=_flatten(run.settings),
             run_name=Path(run_dir).resolve().name,
             redundant_columns=redundant,
@@ -250,12 +258,20 @@ def write_report(
     --report` does.
     """
     html_path, json_path = report_paths(run_dir, out)
-    check_report_targets(run_dir, html_path, json_path, overwrite)
+    groups_path = groups_csv_path(json_path)
+    ours = is_json_with(json_path, REPORT_KEYS)
+    check_report_targets(
+        {html_path: ours, json_path: ours, groups_path: ours and starts_with_header(groups_path, GROUPS_HEADER)},
+        overwrite,
+    )
     report, html, groups = build_report(run_dir, resamples=resamples, seed=seed, dataset=dataset)
+    text = json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
     try:
-        io.write_text(html_path, html)
-        io.write_text(json_path, json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n")
-        io.write_csv(groups_csv_path(json_path), groups)
+        # Into a run folder, recorded in its files.json: a new fit over it removes them.
+        with output_folder(html_path.parent) as destination:
+            destination.write_text(html_path.name, html, by=BY_REPORT)
+            destination.write_text(json_path.name, text, by=BY_REPORT)
+            destination.write_csv(groups_path.name, groups, by=BY_REPORT)
     except OSError as exc:
         raise UserError(
             f"cannot write the report to {html_path.parent}: {oserrors.reason(exc)}; choose another --out"

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from debias import __version__, io
+from debias import __version__
 from debias.errors import UserError
 from debias.paired import RESAMPLES, SIGNIFICANCE, SMALL_GROUP, significance_note
 from debias.report.build import PAIRED_METHOD, json_safe
@@ -22,9 +22,14 @@ from debias.report.evaluate import evaluate_models, paired_against
 from debias.report.headline import percent
 from debias.report.metrics import CI_LEVEL, INTERVAL_METHOD
 from debias.report.render import environment
-from debias.report.run import Run, load_run
+from debias.report.run import Run, check_report_targets, is_json_with, load_run
 from debias.report.strategy import describe
+from debias.run_dir import BY_REPORT
+from debias.run_folder import output_folder
 from debias.run_warnings import run_warnings
+
+# Keys every compare.json has: how an earlier comparison (which --out may replace) is told from other files.
+COMPARISON_KEYS = {"baseline", "summary", "runs", "test_images"}
 
 
 def _test_images(run: Run) -> pd.Series:
@@ -119,7 +124,7 @@ def build_comparison(
                 "seed": run.settings.get("seed"),
                 "epochs": run.settings.get("epochs"),
                 "warnings": run_warnings(
-                    run.config,
+                    run.weights_config,
                     {m: v["selection_rate"] for m, v in models.items()},
                     None,
                     {m: v["label"] for m, v in models.items()}.get,
@@ -173,6 +178,7 @@ def write_comparison(
     *,
     resamples: int = RESAMPLES,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> Path:
     """Write one self-contained comparison page (and its .json beside it) for several run folders.
 
@@ -180,16 +186,22 @@ def write_comparison(
 
     Every run must have been tested on the same images as the baseline (the first run, or
     `baseline`); each model is tested against the baseline run's model of the same name.
-    Returns the HTML path; `out` may also name a folder (compare.html inside it).
+    Returns the HTML path; `out` may also name a folder (compare.html inside it). An earlier
+    comparison there is replaced; any other existing file only with `overwrite`, a file of a run
+    folder never (check_report_targets).
     """
-    report, html = build_comparison(run_dirs, baseline, resamples=resamples, seed=seed)
     out = Path(out)
     html_path = out / "compare.html" if out.is_dir() or out.suffix == "" else out
+    json_path = html_path.with_suffix(".json")
+    ours = is_json_with(json_path, COMPARISON_KEYS)
+    check_report_targets({html_path: ours, json_path: ours}, overwrite)
+    report, html = build_comparison(run_dirs, baseline, resamples=resamples, seed=seed)
     try:
-        io.write_text(html_path, html)
-        io.write_text(
-            html_path.with_suffix(".json"), json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
-        )
+        with output_folder(html_path.parent) as destination:
+            destination.write_text(html_path.name, html, by=BY_REPORT)
+            destination.write_text(
+                json_path.name, json.dumps(report, indent=2, allow_nan=False, ensure_ascii=False) + "\n", by=BY_REPORT
+            )
     except OSError as exc:
         raise UserError(
             f"cannot write the comparison to {html_path.parent}: {exc.strerror}; choose another --out"

@@ -26,6 +26,10 @@ TRAILING = [
 ]
 
 
+# How groups.csv begins, to tell an earlier one (which `debias report --out` may replace) from a user's file.
+GROUPS_HEADER = ",".join(LEADING)
+
+
 def groups_table(models: dict, group_columns: list[str]) -> pd.DataFrame:
     """Long format, one row per model and group: the per-group table of report.json as groups.csv holds it.
 

@@ -7,7 +7,6 @@ Images are uint8 [N, H, W, 3] throughout (the dataset's own layout); the model s
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,10 +36,9 @@ def grid(images: np.ndarray, pad: int = 2, background: int = 255) -> np.ndarray:
     return out
 
 
-def load_dbvae(checkpoint: str | Path, settings: dict) -> DBVAE:
-    """The run's DB-VAE in eval mode, rebuilt from config.json's settings and checkpoint.pt."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    models = state.get("models", {}) if isinstance(state, dict) else {}
+def load_dbvae(checkpoint: dict, settings: dict) -> DBVAE:
+    """The run's DB-VAE in eval mode, rebuilt from config.json's settings and checkpoint.pt (RunFolder.checkpoint)."""
+    models = checkpoint["models"]
     if "dbvae" not in models:
         raise KeyError("checkpoint.pt holds no 'dbvae' model")
     model = DBVAE(int(settings["latent_dim"]), int(settings["image_size"]), int(settings.get("width", 16)))

@@ -11,6 +11,7 @@ import base64
 import numpy as np
 import pandas as pd
 
+from debias.errors import UserError
 from debias.groups import group_labels
 from debias.report.run import Run
 
@@ -63,11 +64,16 @@ def pictures(run: Run, dataset, rows: np.ndarray | None) -> dict:
                 }
                 for i in chosen
             ]
-    if run.checkpoint is None:
+    if not run.has_checkpoint:
         return pictures
     try:
-        model = images.load_dbvae(run.checkpoint, run.settings)
-    except Exception as exc:  # an old or foreign checkpoint costs these two sections only
+        model = images.load_dbvae(run.folder.checkpoint, run.settings)
+    except (
+        UserError,
+        KeyError,
+        TypeError,
+        RuntimeError,
+    ) as exc:  # an old or foreign checkpoint costs these sections only
         run.notes.append(
             f"The DB-VAE could not be rebuilt from checkpoint.pt ({type(exc).__name__}: {exc}); no reconstructions or traversals."
         )

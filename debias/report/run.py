@@ -1,9 +1,10 @@
-"""A run folder as the report reads it: its config, predictions and optional files, and its dataset again.
+"""A run folder as the report reads it (through debias.run_folder.RunFolder), and its dataset again.
 
 Reads only what `debias fit` saved (config.json, predictions_test.csv, weights.csv, history.csv,
-latents.npy, checkpoint.pt). The training split's attributes and images come from reloading the
-dataset named in config.json -- synthfaces regenerates deterministically, CelebA reads its cache --
-or from the dataset the caller already holds (`debias fit --report`).
+latents.npy, checkpoint.pt), each checked as RunFolder checks it. The training split's attributes
+and images come from reloading the dataset named in config.json -- synthfaces regenerates
+deterministically, CelebA reads its cache -- or from the dataset the caller already holds
+(`debias fit --report`).
 """
 
 from __future__ import annotations
@@ -15,22 +16,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from debias import locks
 from debias.errors import UserError
+from debias.groups import cell_weights
 from debias.run_dir import (
+    BY_WEIGHTS,
     CHECKPOINT,
-    CONFIG,
     FIT_FILES,
     HISTORY,
     LATENTS,
-    LOCK,
+    RECORD,
     REPORT_HTML,
     WEIGHTS,
     predictions_file,
-    read_run_config,
 )
+from debias.run_folder import RunFolder
+from debias.weight_files import group_columns
 
 TEST_PREDICTIONS = predictions_file("test")
+# What a report or comparison never replaces in a run folder, even with --overwrite.
+RUN_FILES = frozenset({*FIT_FILES, RECORD})
 
 # Known model names: display label and whether training used the ground-truth group labels.
 MODEL_INFO = {
@@ -47,90 +51,120 @@ SHORT_LABELS = {"uniform": "Uniform", "sampler": "Sampler", "dbvae": "DB-VAE", "
 
 @dataclass
 class Run:
-    """What a run directory holds, read once. Optional files are None when absent."""
+    """What a run directory holds, read once. Optional files are None when absent.
 
-    run_dir: Path
+    `config` is config.json: what the fit did (its models trained by its own weights).
+    `weights_config` is config.json as far as it describes weights.csv as it is now: the weight
+    statistics and per-cell weights computed from the file, and when `debias weights --out
+    RUN/weights.csv` replaced it, that command's strategy and settings.
+    """
+
+    folder: RunFolder
     config: dict
     predictions: pd.DataFrame
     weights: pd.DataFrame | None = None
     history: pd.DataFrame | None = None
     latents: np.ndarray | None = None
-    checkpoint: Path | None = None
+    has_checkpoint: bool = False
+    weights_config: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def run_dir(self) -> Path:
+        """The run folder."""
+        return self.folder.path
 
     @property
     def settings(self) -> dict:
         """The fit's resolved settings (config.json's "settings")."""
-        return self.config.get("settings", {})
+        return self.folder.settings
 
     @property
     def group_columns(self) -> list[str]:
         """The attributes that define the evaluation groups."""
-        return list(self.config.get("dataset", {}).get("group_columns", []))
+        return self.folder.group_columns
 
     @property
     def vae_on_all(self) -> bool:
         """Whether the VAE trained on every image (else on positives only)."""
-        return bool(self.config.get("dataset", {}).get("vae_on_all", True))
+        return self.folder.vae_on_all
 
 
-def _read_optional(path: Path, reader, notes: list[str], what: str):
-    if not path.is_file():
-        notes.append(f"{path.name} is missing, so the report has no {what}.")
+def _read_optional(folder: RunFolder, name: str, read, notes: list[str], what: str):
+    if not (folder.path / name).is_file():
+        notes.append(f"{name} is missing, so the report has no {what}.")
         return None
     try:
-        return reader(path)
-    except Exception as exc:  # a damaged optional file costs one section, not the report
-        notes.append(f"{path.name} could not be read ({type(exc).__name__}: {exc}), so the report has no {what}.")
+        return read()
+    except UserError as exc:  # a damaged optional file costs one section, not the report
+        notes.append(f"{name} could not be read ({exc}), so the report has no {what}.")
         return None
 
 
 def load_run(run_dir: str | Path) -> Run:
-    """Read a run directory; UserError when it is not one (no config.json or predictions_test.csv)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise UserError(f"run folder {run_dir} does not exist; pass the folder `debias fit --out` wrote")
-    if (run_dir / CONFIG).is_file() and not (run_dir / TEST_PREDICTIONS).is_file():
-        _refuse_unfinished(run_dir)
-    for required in (CONFIG, TEST_PREDICTIONS):
-        if not (run_dir / required).is_file():
-            raise UserError(
-                f"{run_dir} has no {required}, so it is not a finished `debias fit` run folder; rerun the fit or pick another folder"
-            )
-    try:
-        config = read_run_config(run_dir)
-        predictions = pd.read_csv(run_dir / TEST_PREDICTIONS)
-    except (ValueError, OSError) as exc:
-        raise UserError(f"cannot read {run_dir}: {exc}; rerun `debias fit`") from None
-    missing = {"model", "label", "pred"} - set(predictions.columns)
-    if missing:
-        raise UserError(f"{run_dir / TEST_PREDICTIONS} lacks the columns {sorted(missing)}; rerun `debias fit`")
-    run = Run(run_dir=run_dir, config=config, predictions=predictions)
-    run.weights = _read_optional(run_dir / WEIGHTS, pd.read_csv, run.notes, "training weights")
-    run.history = _read_optional(run_dir / HISTORY, pd.read_csv, run.notes, "training curves")
-    run.latents = _read_optional(run_dir / LATENTS, np.load, run.notes, "latent traversals")
-    if (run_dir / CHECKPOINT).is_file():
-        run.checkpoint = run_dir / CHECKPOINT
+    """Read a run directory; UserError when it is not a finished one, or a file the report's figures need is damaged.
+
+    weights.csv is checked as `SampleWeights.load` checks it: a damaged one is refused rather than
+    shown as wrong figures. history.csv, latents.npy and checkpoint.pt only feed curves and
+    pictures: when one is damaged, the report's notes say so and leave those out.
+    """
+    folder = RunFolder(run_dir)
+    if not folder.path.is_dir():
+        raise UserError(f"run folder {folder.path} does not exist; pass the folder `debias fit --out` wrote")
+    folder.require(TEST_PREDICTIONS, then=f"run `debias report {folder.path}`")
+    run = Run(folder=folder, config=folder.config, predictions=folder.predictions("test"))
+    if (folder.path / WEIGHTS).is_file():
+        run.weights = folder.weights
     else:
+        run.notes.append(f"{WEIGHTS} is missing, so the report has no training weights.")
+    run.weights_config = _describing_weights(run)
+    run.history = _read_optional(folder, HISTORY, lambda: folder.history, run.notes, "training curves")
+    run.latents = _read_optional(folder, LATENTS, lambda: folder.latents, run.notes, "latent traversals")
+    run.has_checkpoint = (folder.path / CHECKPOINT).is_file()
+    if not run.has_checkpoint:
         run.notes.append("checkpoint.pt is missing, so the report has no reconstructions or traversals.")
-    absent = [c for c in run.group_columns if f"attr_{c}" not in predictions.columns]
-    if absent:
-        raise UserError(f"{TEST_PREDICTIONS} lacks the group columns {absent} named in config.json; rerun `debias fit`")
     return run
 
 
-def _refuse_unfinished(run_dir: Path) -> None:
-    """UserError for a run folder whose fit has not written its predictions: still running, or stopped."""
-    holder = locks.live_holder(run_dir / LOCK)
-    if holder is not None:
-        raise UserError(
-            f"the fit in {run_dir} is still running ({locks.describe_holder(holder)}); "
-            f"run `debias report {run_dir}` when it has finished"
+def _describing_weights(run: Run) -> dict:
+    """config.json with what it says about the weights replaced by what weights.csv holds now (see Run)."""
+    if run.weights is None:
+        return run.config
+    import torch
+
+    from debias.weighting import STRATEGIES, needs_groups, weight_summary
+
+    frame = run.weights
+    described = dict(run.config, final_weights=weight_summary(torch.tensor(frame["weight"].to_numpy(dtype=np.float64))))
+    described.pop("group_weights", None)  # the fit's weights' cells; the file's, when it names its groups
+    attributes = group_columns(frame)
+    if run.group_columns and "label" in frame.columns and set(run.group_columns) <= set(attributes.columns):
+        described["group_weights"] = cell_weights(
+            frame["weight"].to_numpy(), attributes, run.group_columns, frame["label"].to_numpy()
         )
-    raise UserError(
-        f"the fit in {run_dir} did not finish (it was stopped before writing its predictions). "
-        f"Continue it with `debias fit --resume {run_dir}`, then run `debias report {run_dir}`"
+    origin = run.folder.weights_origin()
+    if origin.by == BY_WEIGHTS and origin.weighting:
+        strategy, weighting = str(origin.weighting.get("strategy")), origin.weighting
+        trained = run.config.get("weighting_strategy") or (run.settings.get("weighting") or {}).get("strategy")
+        run.notes.append(
+            f"weights.csv was rewritten by `debias weights` ({strategy}) after the fit: the weights shown are that "
+            f"file's, while the models were trained with the fit's own ({trained}) weights."
+        )
+    elif origin.by is None:
+        strategy, weighting = "unknown", {}
+        run.notes.append(
+            "weights.csv was changed after debias wrote it: the weights shown are the file's as it is now, but how it "
+            "was made is unknown."
+        )
+    else:
+        return described
+    described.pop("weighting_selection", None)
+    described.update(
+        settings=dict(run.settings, weighting=weighting),
+        weighting_strategy=strategy,
+        uses_group_labels=strategy in STRATEGIES and needs_groups(strategy),
     )
+    return described
 
 
 def report_paths(run_dir: str | Path, out: str | Path | None) -> tuple[Path, Path]:
@@ -145,26 +179,26 @@ def report_paths(run_dir: str | Path, out: str | Path | None) -> tuple[Path, Pat
     return html, html.with_suffix(".json")
 
 
-def check_report_targets(run_dir: str | Path, html: Path, json_path: Path, overwrite: bool) -> None:
-    """UserError unless writing the report to `html` and `json_path` replaces only reports.
+def check_report_targets(targets: dict[Path, bool], overwrite: bool) -> None:
+    """UserError unless writing every path of `targets` replaces only reports.
 
-    A file of a run folder (config.json, weights.csv, checkpoint.pt, ...) is never replaced, not
-    even with `overwrite`; the report's own earlier output (a report.json debias wrote, and the
-    HTML beside it) always may be; any other existing file needs `overwrite`.
+    `targets`: each path to write -> whether it holds debias's own earlier output there (which is
+    always replaced). A file of a run folder (config.json, weights.csv, checkpoint.pt, ...) is never
+    replaced, not even with `overwrite`; any other existing file needs `overwrite`.
     """
+    html = next(iter(targets))
     if html.suffix.lower() not in (".html", ".htm"):
         raise UserError(f"--out {html} must name an .html file (its .json lands beside it) or a folder")
-    for target in (html, json_path):
-        if target.name in FIT_FILES and (target.parent / CONFIG).is_file():
+    for target in targets:
+        if target.is_dir():
+            raise UserError(f"--out: {target} is a folder; name an .html file or a folder to hold the report")
+        if target.name in RUN_FILES and RunFolder.beside(target) is not None:
             raise UserError(
-                f"--out {target} would replace {target.name}, a file of the run in {target.parent}; choose another --out"
+                f"--out {html} would replace {target.name}, a file of the run in {target.parent}; choose another --out"
             )
     if overwrite:
         return
-    ours = _is_report_json(json_path)
-    for target in (html, json_path):
-        if target.is_dir():
-            raise UserError(f"--out: {target} is a folder; name an .html file or a folder to hold the report")
+    for target, ours in targets.items():
         if target.exists() and not ours:
             raise UserError(
                 f"{target} already exists and is not a report written by `debias report`; "
@@ -172,12 +206,22 @@ def check_report_targets(run_dir: str | Path, html: Path, json_path: Path, overw
             )
 
 
-def _is_report_json(path: Path) -> bool:
+def is_json_with(path: Path, keys: set[str]) -> bool:
+    """Whether `path` holds a JSON object with (at least) `keys`: a report or comparison debias wrote."""
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return isinstance(content, dict) and {"summary", "models", "split", "run_dir"} <= content.keys()
+    return isinstance(content, dict) and keys <= content.keys()
+
+
+def starts_with_header(path: Path, header: str) -> bool:
+    """Whether the CSV at `path` begins with the column names `header` ("model,group,...")."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.readline().startswith(header)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def model_order(names) -> list[str]:

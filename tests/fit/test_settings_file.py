@@ -111,3 +111,41 @@ def test_config_cannot_change_a_resumed_fit(tmp_path):
 def test_missing_file(tmp_path):
     result = fit("--config", tmp_path / "nope.toml")
     assert result.exit_code != 0 and "nope.toml does not exist" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "text, fragments",
+    [
+        ("models = 3\n", ["--models must be a list of names, got 3"]),
+        ('models = ["uniform", 3]\n', ["--models must be text, got 3"]),
+        ("epochs = 2.5\nlatent_dim = true\n", ["--epochs must be a whole number, got 2.5", "--latent-dim must be"]),
+        ('[weighting]\nbins = "ten"\n', ["--bins must be a whole number, got 'ten'"]),
+        ("augment = 1\n", ["--augment/--no-augment must be true or false, got 1"]),
+    ],
+)
+def test_every_settings_type_is_checked_in_one_message(tmp_path, text, fragments):
+    path = tmp_path / "fit.toml"
+    path.write_text(text)
+    result = fit("--config", path, "--out", tmp_path / "r")
+    assert result.exit_code == 1 and "Traceback" not in result.output and result.output.count("Error:") == 1
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+    assert not (tmp_path / "r").exists()
+
+
+def test_the_python_api_checks_types_alike(tmp_path):
+    import debias
+
+    for settings, fragment in (
+        ({"models": 3}, "--models must be a list of names, got 3"),
+        ({"epochs": "3"}, "--epochs must be a whole number, got '3'"),
+        ({"weighting": {"alpha": "x"}}, "--alpha must be a number, got 'x'"),
+    ):
+        with pytest.raises(debias.UserError, match=None) as caught:
+            debias.run(out=tmp_path / "r", progress=False, **settings)
+        assert fragment in str(caught.value)
+    with pytest.raises(debias.UserError, match="weighting must be a WeightingSettings"):
+        debias.run(debias.FitConfig(weighting="joint"), out=tmp_path / "r", progress=False)
+    with pytest.raises(debias.UserError, match="config must be a FitConfig"):
+        debias.run(3, out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
