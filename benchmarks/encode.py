@@ -26,11 +26,11 @@ reference B at the larger one. The larger dataset is the cache tiled to --rss-im
 
 Target: encode_all is faster than both references and its memory does not grow with the dataset.
 
-    python benchmarks/encode.py                                  # ../shared/celeba-sample (4,559 JPEGs)
-    python benchmarks/encode.py --threads 1
+    python benchmarks/encode.py --root DIR                       # a CelebA folder (BENCHMARKS.md: a 4,559-JPEG sample)
+    python benchmarks/encode.py --root DIR --threads 1
     python benchmarks/encode.py --root /data/celeba --limit 20000
     python benchmarks/encode.py --synthetic 2000                 # no CelebA: synthetic 178x218 JPEGs
-    python benchmarks/encode.py --quick                          # smoke run: seconds
+    python benchmarks/encode.py --synthetic 2000 --quick         # smoke run: seconds
 
 Results and the machine they were measured on: BENCHMARKS.md, "Encoding pass".
 """
@@ -62,8 +62,6 @@ from debias.train import encode_all
 # torch.from_numpy on the read-only memmap warns that writes would be undefined; nothing here writes.
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
 
-DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "celeba-sample"
-
 
 # ------------------------------------------------------------------------------------------ data
 
@@ -89,6 +87,8 @@ def synthetic_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
 def image_paths(args) -> list[Path]:
     if args.synthetic:
         return synthetic_jpegs(Path(args.cache_dir) / f"synthetic-jpegs-{args.synthetic}", args.synthetic)
+    if args.root is None:
+        sys.exit("pass --root DIR (a CelebA folder, official layout) or --synthetic N")
     folder = Path(args.root) / "img_align_celeba"
     if not folder.is_dir():
         sys.exit(f"{folder} not found: pass --root DIR (CelebA layout) or --synthetic N")
@@ -255,7 +255,7 @@ def measure_memory(args, which: str, array_path: Path, eval_batch: int) -> dict:
 def main() -> None:
     """Time encode_all against both references, alternating, then measure memory in child processes."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=str(DEFAULT_ROOT), help="CelebA-layout folder (img_align_celeba/*.jpg)")
+    parser.add_argument("--root", help="a CelebA folder (official layout: img_align_celeba/*.jpg); or --synthetic N")
     parser.add_argument("--limit", type=int, default=None, help="use the first N images")
     parser.add_argument("--synthetic", type=int, default=0, help="use N synthetic JPEGs instead of --root")
     parser.add_argument(

@@ -1,7 +1,7 @@
 """Which settings make the DB-VAE learn its faces: latent health and rare-group weights per variant.
 
     python benchmarks/latent_levers.py --variant beta=0.01 --variant beta=0.0005 --seeds 0
-    python benchmarks/latent_levers.py --data celeba --root ../shared/celeba-sample --variant beta=0.0005,epochs=12
+    python benchmarks/latent_levers.py --data celeba --root DIR --variant beta=0.0005,epochs=12
 
 Each variant is a comma-separated list of FitConfig / WeightingSettings field names and values
 (the fields' own names: beta, epochs, vae_warmup_epochs, combine, ...). One fit per variant and
@@ -33,7 +33,9 @@ from debias.settings import replace_at
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="synthfaces")
-    parser.add_argument("--root", default=None)
+    parser.add_argument(
+        "--root", default=None, help="the dataset folder (--data celeba: a CelebA folder, official layout)"
+    )
     parser.add_argument("--target", default=None)
     parser.add_argument("--groups", default=None)
     parser.add_argument("--data-option", action="append", default=[], help="KEY=VALUE for the loader")

@@ -24,10 +24,10 @@ PIL's).
 
 Target: the debias path faster than the JPEG reference with as many workers as cores.
 
-    python benchmarks/loader.py                           # ../shared/celeba-sample (4,559 JPEGs)
-    python benchmarks/loader.py --threads 1
-    python benchmarks/loader.py --workers 0,2,4
-    python benchmarks/loader.py --quick                   # smoke run: seconds
+    python benchmarks/loader.py --root DIR                # a CelebA folder (BENCHMARKS.md: a 4,559-JPEG sample)
+    python benchmarks/loader.py --root DIR --threads 1
+    python benchmarks/loader.py --root DIR --workers 0,2,4
+    python benchmarks/loader.py --root DIR --quick        # smoke run: seconds
 
 Results and the machine they were measured on: BENCHMARKS.md, "Training batches".
 """
@@ -56,7 +56,6 @@ from debias.sampling import epoch_generator, weighted_indices
 from debias.train import UInt8ImageDataset, iterate_batches
 
 warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
-DEFAULT_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "celeba-sample"
 
 
 class ShortSideCropResizeToTensor:
@@ -85,7 +84,7 @@ def image_folder_root(paths: list[Path], folder: Path) -> Path:
 def main() -> None:
     """Time each loader over one weighted epoch per round, alternating, and print them side by side."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", default=str(DEFAULT_ROOT), help="CelebA-layout folder (img_align_celeba/*.jpg)")
+    parser.add_argument("--root", required=True, help="a CelebA folder (official layout: img_align_celeba/*.jpg)")
     parser.add_argument("--limit", type=int, default=None, help="use the first N images")
     parser.add_argument(
         "--cache-dir",

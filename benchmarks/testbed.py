@@ -3,7 +3,7 @@
     python benchmarks/testbed.py --data-option spurious=hat --seeds 0,1,2
     python benchmarks/testbed.py --variant rare_rate=0.005 --variant difficulty=1.5
 
-The rule for changing the embedded data (design.md, "Efficacy claims"): a testbed must let the
+The rule for changing the embedded data (docs/method.md, "Efficacy claims"): a testbed must let the
 oracle, which balances the true groups, gain at least 10 points of worst-group test accuracy over
 uniform sampling at the default budget, before any debias strategy is run. Only the plain
 classifiers train here (uniform and oracle, as `debias fit` trains them), so a data setting costs

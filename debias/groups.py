@@ -1,17 +1,66 @@
-"""Evaluation groups: naming each row's group and accuracy per group (fairlearn's MetricFrame).
+"""Evaluation groups: naming each row's group, and the one computation of metrics per group (`metric_frame`).
 
 Shared by training (per-epoch validation, the oracle's group balance, `--weighting auto`) and the
-report; it needs neither, so imports flow one way.
+report (debias.report.metrics adds intervals and tests); it needs neither, so imports flow one way.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import MetricFrame, selection_rate
+from fairlearn.metrics import (
+    MetricFrame,
+    count,
+    false_positive_rate,
+    selection_rate,
+    true_positive_rate,
+)
 from sklearn.metrics import accuracy_score
 
 from debias.errors import UserError
+
+
+def _defined_when(metric: Callable, label: int) -> Callable:
+    """`metric`, or NaN for a group without any row of true class `label`.
+
+    fairlearn returns 0.0 for the true-positive rate of a group with no positives; in groups
+    crossed with the label that 0.0 would read as a measurement, so it becomes 'undefined'.
+    """
+
+    def wrapped(y_true, y_pred):
+        if not np.any(np.asarray(y_true) == label):
+            return float("nan")
+        return metric(y_true, y_pred)
+
+    return wrapped
+
+
+def correct(y_true, y_pred) -> int:
+    """Rows predicted right: with `count`, the binomial outcome an exact interval needs."""
+    return int(np.sum(np.asarray(y_true) == np.asarray(y_pred)))
+
+
+# Every metric per group that debias reports, in the fit's history and in the report alike.
+GROUP_METRICS: dict[str, Callable] = {
+    "count": count,
+    "correct": correct,
+    "accuracy": accuracy_score,
+    "true_positive_rate": _defined_when(true_positive_rate, 1),
+    "false_positive_rate": _defined_when(false_positive_rate, 0),
+    "selection_rate": selection_rate,
+}
+
+
+def metric_frame(y_true, y_pred, groups: pd.Series | pd.DataFrame) -> MetricFrame:
+    """fairlearn's MetricFrame of GROUP_METRICS: overall and per group (a name per row, or a frame of attribute
+    columns whose combinations are the groups). The one place debias computes a metric per group."""
+    if not isinstance(groups, pd.DataFrame):
+        groups = pd.Series(np.asarray(groups).astype(str), name="group")
+    return MetricFrame(
+        metrics=GROUP_METRICS, y_true=np.asarray(y_true), y_pred=np.asarray(y_pred), sensitive_features=groups
+    )
 
 
 def column_groups(attributes: pd.DataFrame, columns: list[str]) -> pd.Series:
@@ -62,16 +111,12 @@ def group_labels(attributes: pd.DataFrame, group_columns: list[str], labels: np.
 
 
 def accuracy_by_group(y_true: np.ndarray, y_pred: np.ndarray, groups: pd.Series) -> dict:
-    """Overall accuracy, worst-group accuracy, the per-group accuracy and count, and the selection rate.
+    """Overall accuracy, worst-group accuracy, the per-group accuracy and count, and the selection rate
+    (of `metric_frame`, the numbers the report shows).
 
     `selection_rate` (the share of rows predicted 1) tells a constant predictor apart: 0 or 1.
     """
-    frame = MetricFrame(
-        metrics={"accuracy": accuracy_score, "count": lambda yt, yp: len(yt), "selection_rate": selection_rate},
-        y_true=np.asarray(y_true),
-        y_pred=np.asarray(y_pred),
-        sensitive_features=groups,
-    )
+    frame = metric_frame(y_true, y_pred, groups)
     by_group = frame.by_group
     return {
         "accuracy": float(frame.overall["accuracy"]),

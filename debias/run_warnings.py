@@ -13,7 +13,7 @@ from collections.abc import Callable
 from debias.paired import format_p
 from debias.weights_check import FIGURE_NAMES
 
-# Below a tenth of N a few images carry most of the draws (BENCHMARKS.md: the raw product's
+# Below a tenth of N a few images carry most of the draws (BENCHMARKS-history.md: the raw product's
 # ESS ~0 collapsed the classifier to one class).
 ESS_FLOOR = 0.1
 # A mean weight this close to 1 is uniform sampling up to rounding, not a cell drawn less often.

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from debias.groups import group_labels
+from debias.groups import accuracy_by_group, group_labels
 from debias.paired import SIGNIFICANCE, format_p, mcnemar, worst_group_test
 
 ACCURACY, WORST_CLASS, WORST_GROUP = "accuracy", "worst_class_accuracy", "worst_group_accuracy"
@@ -51,19 +51,22 @@ def compare_with_uniform(
     beyond noise).
     """
     labels = np.asarray(labels)
-    base = (np.asarray(uniform_probs) >= 0.5) == labels
-    other = (np.asarray(probs) >= 0.5) == labels
+    uniform_pred, pred = (
+        (np.asarray(uniform_probs) >= 0.5).astype(np.int64),
+        (np.asarray(probs) >= 0.5).astype(np.int64),
+    )
+    base, other = uniform_pred == labels, pred == labels
     result = {ACCURACY: {"uniform": float(base.mean()), "weighted": float(other.mean()), **mcnemar(base, other)}}
     views = {WORST_CLASS: pd.Series(labels.astype(str))}
     if val_groups:
         views[WORST_GROUP] = group_labels(attributes, list(val_groups), labels)
     for name, groups in views.items():
-        by = pd.DataFrame({"g": groups.to_numpy(), "base": base, "other": other}).groupby("g")[["base", "other"]].mean()
+        uniform, weighted = accuracy_by_group(labels, uniform_pred, groups), accuracy_by_group(labels, pred, groups)
         result[name] = {
-            "uniform": float(by["base"].min()),
-            "weighted": float(by["other"].min()),
-            "uniform_worst": str(by["base"].idxmin()),
-            "weighted_worst": str(by["other"].idxmin()),
+            "uniform": uniform["worst_group_accuracy"],
+            "weighted": weighted["worst_group_accuracy"],
+            "uniform_worst": uniform["worst_group"],
+            "weighted_worst": weighted["worst_group"],
             **worst_group_test(base, other, groups),
         }
     result["loses"] = _losses(result)

@@ -284,7 +284,7 @@ def test_auto_fit_equals_a_fit_with_the_chosen_strategy(tmp_path, planted, warmu
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["--val-groups", "hat"], "--val-groups only applies to --weighting auto"),
+        (["--weighting", "errors", "--val-groups", "hat"], "--val-groups only applies to --weighting auto"),
         (["--weighting", "auto", "--val-groups", "beard"], "no attribute beard"),
         (
             ["--weighting", "auto", "--auto-strategies", "histogram,bogus"],
@@ -292,7 +292,10 @@ def test_auto_fit_equals_a_fit_with_the_chosen_strategy(tmp_path, planted, warmu
         ),
         (["--weighting", "auto", "--auto-accuracy-budget", "-1"], "--auto-accuracy-budget must be >= 0, got -1"),
         (["--weighting", "auto", "--auto-accuracy-budget", "101"], "--auto-accuracy-budget must be <= 100, got 101"),
-        (["--auto-accuracy-budget", "5"], "--auto-accuracy-budget only applies to --weighting auto"),
+        (
+            ["--weighting", "histogram", "--auto-accuracy-budget", "5"],
+            "--auto-accuracy-budget only applies to --weighting auto",
+        ),
         (["--weighting", "errors", "--errors-epoch", "3"], "--errors-epoch 3 is after the last epoch"),
         (
             ["--weighting", "errors", "--errors-upweight", "0.5"],

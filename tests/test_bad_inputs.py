@@ -15,7 +15,7 @@ import debias.fit.trainer
 from debias.cli import main
 from debias.errors import UserError
 from debias.fit import FitConfig, validate
-from debias.weighting import WeightingSettings
+from debias.weighting import WeightingSettings, training_weights
 
 TINY = "--limit 48 --epochs 2 --batch-size 16 --latent-dim 4 --image-size 16 --models dbvae --device cpu --quiet --vae-warmup-steps 0".split()
 
@@ -60,9 +60,16 @@ def test_bad_option_values(tmp_path, args, needles):
     assert not out.exists(), "nothing is created for a refused fit"
 
 
-def test_alpha_zero_is_valid():
-    # the paper's uniform-over-latent-space limit; checked without training
+def test_alpha_zero_is_valid_and_uniform_over_latent_space():
+    # The paper's limit: alpha 0 makes every occupied bin of a dimension carry the same total weight.
     validate(FitConfig(weighting=WeightingSettings(strategy="histogram", alpha=0.0)))
+    with pytest.raises(UserError, match="--alpha must be >= 0"):
+        validate(FitConfig(weighting=WeightingSettings(strategy="histogram", alpha=-0.001)))
+    latents = torch.tensor([[0.0]] * 6 + [[1.0]] * 3 + [[2.0]])  # one dimension, bins holding 6, 3 and 1 rows
+    settings = WeightingSettings(strategy="histogram", alpha=0.0, bins=3)
+    weights, _ = training_weights(latents, torch.ones(10, dtype=torch.long), settings, vae_on_all=True)
+    totals = [weights[:6].sum().item(), weights[6:9].sum().item(), weights[9:].sum().item()]
+    assert totals == pytest.approx([10 / 3] * 3)
 
 
 def test_cuda_requested_but_absent(tmp_path, monkeypatch):
@@ -369,7 +376,6 @@ def test_limits_are_checked_before_anything_is_allocated(tmp_path, args, needles
 
 
 def test_the_largest_allowed_alpha_and_bins_keep_weights_finite():
-    from debias.weighting import training_weights
     from debias.weighting.settings import MAX_ALPHA, MAX_BINS
 
     latents = torch.from_numpy(np.random.default_rng(0).normal(size=(300, 100)))

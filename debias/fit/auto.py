@@ -47,9 +47,9 @@ UNIFORM = "uniform"
 
 
 def worst_class_accuracy(labels: np.ndarray, pred: np.ndarray) -> float:
-    """The smallest per-label accuracy."""
-    labels, pred = np.asarray(labels), np.asarray(pred)
-    return float(min((pred[labels == c] == c).mean() for c in np.unique(labels)))
+    """The smallest per-label accuracy: the worst group when the groups are the labels."""
+    labels = np.asarray(labels)
+    return accuracy_by_group(labels, pred, pd.Series(labels))["worst_group_accuracy"]
 
 
 def validation_figures(

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from fairlearn.metrics import MetricFrame
 
+from debias.groups import metric_frame
 from debias.report.evaluate import attribute_columns, model_rows
-from debias.report.metrics import GROUP_METRICS
 from debias.report.run import load_run, model_order
 from debias.run_dir import REPORT_GROUPS, REPORT_JSON
 
@@ -88,10 +87,5 @@ def metric_frames(run_dir: str | Path) -> dict[str, MetricFrame]:
         rows = model_rows(run, name)
         attributes = rows[list(attribute_columns(rows))].rename(columns=attribute_columns(rows))
         sensitive = attributes[run.group_columns].assign(label=rows["label"].to_numpy())
-        frames[name] = MetricFrame(
-            metrics=GROUP_METRICS,
-            y_true=rows["label"].to_numpy(),
-            y_pred=np.asarray(rows["pred"].to_numpy()),
-            sensitive_features=sensitive,
-        )
+        frames[name] = metric_frame(rows["label"].to_numpy(), rows["pred"].to_numpy(), sensitive)
     return frames

@@ -1,62 +1,22 @@
 """Group metrics with fairlearn's MetricFrame: overall, per group, worst group, parity differences.
 
 Every metric value comes from fairlearn (MetricFrame, demographic_parity_difference,
-equalized_odds_difference) or scikit-learn, and every interval from scipy; this module only
-chooses the groups and packs the results into plain dicts and tables.
+equalized_odds_difference) or scikit-learn, through debias.groups.metric_frame, the same function
+the fit's validation uses, and every interval from scipy; this module only chooses the groups and
+packs the results into plain dicts and tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pandas as pd
-from fairlearn.metrics import (
-    MetricFrame,
-    count,
-    demographic_parity_difference,
-    equalized_odds_difference,
-    false_positive_rate,
-    selection_rate,
-    true_positive_rate,
-)
+from fairlearn.metrics import MetricFrame, demographic_parity_difference, equalized_odds_difference
 from scipy.stats import binomtest
-from sklearn.metrics import accuracy_score
 
-from debias.groups import column_groups, group_labels
+from debias.groups import column_groups, group_labels, metric_frame
 
 CI_LEVEL = 0.95
 INTERVAL_METHOD = "Clopper-Pearson (exact binomial) interval of each accuracy"
-
-
-def _defined_when(metric: Callable, label: int) -> Callable:
-    """`metric`, or NaN for a group without any row of true class `label`.
-
-    fairlearn returns 0.0 for the true-positive rate of a group with no positives; in groups
-    crossed with the label that 0.0 would read as a measurement, so it becomes 'undefined'.
-    """
-
-    def wrapped(y_true, y_pred):
-        if not np.any(np.asarray(y_true) == label):
-            return float("nan")
-        return metric(y_true, y_pred)
-
-    return wrapped
-
-
-def correct(y_true, y_pred) -> int:
-    """Rows predicted right: with `count`, the binomial outcome an exact interval needs."""
-    return int(np.sum(np.asarray(y_true) == np.asarray(y_pred)))
-
-
-GROUP_METRICS: dict[str, Callable] = {
-    "count": count,
-    "correct": correct,
-    "accuracy": accuracy_score,
-    "true_positive_rate": _defined_when(true_positive_rate, 1),
-    "false_positive_rate": _defined_when(false_positive_rate, 0),
-    "selection_rate": selection_rate,
-}
 
 
 def accuracy_interval(correct: int, count: int, level: float = CI_LEVEL) -> tuple[float, float]:
@@ -81,10 +41,7 @@ def group_metrics(
     The table is indexed by group name, sorted; rates that a group cannot define (TPR without
     positives, FPR without negatives) are NaN.
     """
-    groups = pd.Series(np.asarray(groups).astype(str), name="group")
-    frame = MetricFrame(
-        metrics=GROUP_METRICS, y_true=np.asarray(y_true), y_pred=np.asarray(y_pred), sensitive_features=groups
-    )
+    frame = metric_frame(y_true, y_pred, groups)
     table = frame.by_group.copy()
     table.index = table.index.astype(str)
     table["count"] = table["count"].astype(int)

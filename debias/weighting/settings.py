@@ -45,7 +45,7 @@ class WeightingSettings:
                      beyond noise and it loses on nothing, else every weight is 1. It needs no group
                      labels.
 
-    Histogram defaults were chosen by measurement on synthfaces (BENCHMARKS.md, "Choosing the
+    Histogram defaults were chosen by measurement on synthfaces (BENCHMARKS-history.md, "Choosing the
     default combination"): at 100 latent dimensions the product puts all the weight on a few
     samples of one subgroup (ESS ~0), the geometric mean barely moves the weights (rare subgroups
     at 1.05-1.2x), and the max gives each of the three rare subgroups about 2x at an ESS near 0.3.

@@ -85,9 +85,12 @@ def test_data_options_on_resume():
         ({"vae_on": "some"}, "--vae-on must be one of all, positives, got 'some'"),
         ({"data_options": {"limit": 0}}, "--limit must be >= 1, got 0"),
         ({"weighting": WeightingSettings(bins=1)}, "--bins must be >= 2"),
-        ({"auto_epochs": 3}, "--auto-epochs only applies to --weighting auto"),
         (
-            {"weighting": WeightingSettings(alpha=0.01)},
+            {"auto_epochs": 3, "weighting": WeightingSettings(strategy="errors")},
+            "--auto-epochs only applies to --weighting auto",
+        ),
+        (
+            {"weighting": WeightingSettings(strategy="errors", alpha=0.01)},
             "the weighting here is errors, which does not read --alpha (read by histogram): pick a strategy "
             "that reads it with --weighting, or drop --alpha",
         ),
@@ -107,8 +110,18 @@ def test_validate_names_the_flag_and_the_value(changes, message):
     assert message in str(caught.value)
 
 
+def test_each_short_run_of_auto_is_at_most_the_fit():
+    assert FitConfig(epochs=1, auto_epochs=2).short_run_epochs == 1
+    assert FitConfig(epochs=5, auto_epochs=2).short_run_epochs == 2
+    validate(FitConfig(epochs=1, auto_epochs=3))  # the default, auto, with a one-epoch fit is no error
+
+
 def test_settings_read_by_some_candidate_of_auto_are_accepted():
-    validate(FitConfig(weighting=WeightingSettings(strategy="auto", alpha=0.01, knn_k=5)))
+    validate(
+        FitConfig(
+            weighting=WeightingSettings(strategy="auto", alpha=0.01, knn_k=5), auto_strategies=("histogram", "joint")
+        )
+    )
     validate(FitConfig(weighting=WeightingSettings(strategy="histogram", alpha=0.01, cap=4)))
     with pytest.raises(UserError, match="does not read --alpha"):
         validate(FitConfig(weighting=WeightingSettings(strategy="auto", alpha=0.01), auto_strategies=("errors",)))

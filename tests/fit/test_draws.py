@@ -13,7 +13,8 @@ import torch
 from debias.data import Dataset, ImageSplit
 from debias.distributed import SINGLE
 from debias.fit import FitConfig
-from debias.fit.draws import MODELS, DensityDraw, FileDraw, GroupBalancedDraw, UniformDraw, group_balanced_weights
+from debias.fit.config import MODELS
+from debias.fit.draws import DRAWS, DensityDraw, FileDraw, GroupBalancedDraw, UniformDraw, group_balanced_weights
 from debias.fit.trainer import Trainer
 from debias.train import encode_all
 from debias.weight_files import write_weights
@@ -104,9 +105,12 @@ def test_density_draw_on_one_process_is_training_weights_of_the_encoded_latents(
         assert 0 < stats["ess"] <= 1
 
 
-def test_models_are_named_once_in_training_order():
-    assert MODELS == ("uniform", "dbvae", "sampler", "oracle")
-    assert FitConfig().models == MODELS
+def test_every_model_has_a_draw_and_trains_in_the_order_of_its_stream():
+    assert tuple(DRAWS) == MODELS  # a model named in the settings but without a draw would fail mid-fit
+    assert FitConfig(models=("oracle", "uniform")).models == ("uniform", "dbvae", "oracle")
+    data, config = dataset(), FitConfig(image_size=16, latent_dim=4)
+    streams = [DRAWS[name](name, data, config, CPU, SINGLE).stream for name in FitConfig().models]
+    assert streams == list(range(len(MODELS)))  # one random stream per model, none shared
 
 
 def test_the_dbvae_warms_up_on_uniform_draws_for_whole_epochs_of_at_least_the_given_steps():
@@ -160,8 +164,9 @@ def test_a_candidate_run_leaves_the_warmed_up_dbvae_and_its_optimizer_untouched(
     optimizer_before = {
         i: {k: v.clone() for k, v in s.items()} for i, s in warmed.optimizer.state_dict()["state"].items()
     }
-    probs, stats = train_candidate("histogram", data, config, CPU, None, False, SINGLE, warmed)
+    probs, stats, head_start = train_candidate("histogram", data, config, CPU, None, False, SINGLE, warmed)
     assert len(probs) == len(data.valid) and 0 < stats["ess"] <= 1
+    assert [row["epoch"] for row in head_start.history] == [warmed.draw.warmup_epochs + 1]
     assert all(torch.equal(v, model_before[k]) for k, v in warmed.model.state_dict().items())
     after = warmed.optimizer.state_dict()["state"]
     assert all(torch.equal(after[i][k], v) for i, s in optimizer_before.items() for k, v in s.items())
