@@ -112,18 +112,37 @@ def evaluation_mode(model: nn.Module):
 
 
 def encode_all(
-    model: nn.Module, images: np.ndarray, batch_size: int, device: torch.device, amp: bool = False
+    model: nn.Module,
+    images: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    amp: bool = False,
+    only: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """Latent means mu [N, k] (float32, on `device`) of every image, in inference mode."""
+    """Latent means mu [N, k] (float32, on `device`) of every image, in inference mode.
+
+    `only` (bool [N]) encodes just those rows and leaves NaN in the others. Each batch is then
+    the chosen rows of one block of `batch_size` images, so a shard of whole blocks
+    (debias.distributed.shard with align=batch_size) runs the batches a single process runs.
+    """
     index = np.arange(len(images))
     dummy = np.zeros(len(images), dtype=np.int64)
     chunks = []
     with evaluation_mode(model), torch.inference_mode():
-        for x_uint8, _ in iterate_batches(images, dummy, index, batch_size, device):
-            with autocast(device, amp):
-                _, mu, _ = model.encode(to_model_input(x_uint8))
-            chunks.append(mu.float())
-    return torch.cat(chunks)
+        for start in range(0, len(images), batch_size):
+            rows = index[start : start + batch_size]
+            if only is not None:
+                rows = rows[only[rows]]
+            for x_uint8, _ in iterate_batches(images, dummy, rows, batch_size, device):
+                with autocast(device, amp):
+                    _, mu, _ = model.encode(to_model_input(x_uint8))
+                chunks.append(mu.float())
+    if only is None:
+        return torch.cat(chunks) if chunks else torch.empty(0, model.latent_dim, device=device)
+    latents = torch.full((len(images), model.latent_dim), float("nan"), device=device)
+    if chunks:
+        latents[torch.from_numpy(np.asarray(only, dtype=bool)).to(device)] = torch.cat(chunks)
+    return latents
 
 
 def predict_proba(
