@@ -42,6 +42,12 @@ def iterate_batches(
         yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)
 
 
+def forward_kwargs(criterion: Criterion, y: torch.Tensor) -> dict:
+    """What `criterion` asks the model's forward for besides the images (DBVAELoss: the rows to decode)."""
+    ask = getattr(criterion, "forward_kwargs", None)
+    return {} if ask is None else ask(y)
+
+
 def train_one_epoch(
     model: nn.Module,
     criterion: Criterion,
@@ -66,7 +72,7 @@ def train_one_epoch(
         x_uint8, y = x_uint8.to(device, non_blocking=True), y.to(device, non_blocking=True)
         x = to_model_input(x_uint8)
         with autocast(device, amp):
-            outputs = model(x)
+            outputs = model(x, **forward_kwargs(criterion, y))
         terms = criterion(outputs, x, y)
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
