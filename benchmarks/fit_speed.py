@@ -1,0 +1,242 @@
+"""Where the time of one `debias fit` goes: each phase's wall time and peak memory, each model's epochs.
+
+Question (issue 24). Within one fit (one process, so one machine load for every model):
+
+  1. how long a DB-VAE epoch takes against a uniform epoch (history.csv's seconds per epoch;
+     medians of the DB-VAE's warm-up epochs, which draw uniformly, and of its weighted epochs),
+     on the embedded data and on a manifest of real-size images (--celeba-folder writes one);
+  2. how long the whole fit takes, phase by phase (data, each model's training, the weights, the
+     evaluation, the results), with the load average at the end of each phase;
+  3. how far it scales: the peak resident memory after each phase (VmHWM, which counts the pages
+     of a memory-mapped image cache as they are read) and each model's training images per second
+     (rows drawn per epoch over the epoch's seconds, validation included), from which a CelebA-size
+     fit (--data-option n_train=162000) or a GPU run (--device cuda) is projected.
+
+Options this script does not know go to `debias fit` unchanged (run in this process, so that the
+phases can be timed). --compare RUN says, model by model, whether this fit's test predictions
+(predictions_test.csv) and its weights.csv are bit-identical to RUN's: a check that a speed-up left
+the figures alone (same seed, same OMP_NUM_THREADS).
+
+    python benchmarks/fit_speed.py --out /tmp/fit                       # the default fit
+    python benchmarks/fit_speed.py --out /tmp/fit --compare /tmp/before # ... against a fit of other code
+    python benchmarks/fit_speed.py --celeba-folder DIR --out /tmp/faces # DIR: CelebA's files (any subset)
+    python benchmarks/fit_speed.py --out /tmp/big --data-option n_train=40000 --models uniform,dbvae
+
+--celeba-folder DIR writes a manifest (path, label = Blond_Hair, split, Male) of the images in
+DIR/img_align_celeba (178x218 JPEGs, as CelebA ships them) from DIR's list_attr_celeba.txt and
+list_eval_partition.txt into the output folder's parent, and fits on it with --groups Male.
+
+Results and the machine they were measured on: BENCHMARKS.md, "Fit speed".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from machine import machine_line
+
+from debias.cli import main as debias_main
+from debias.data.celeba import ATTR_FILE, IMAGE_DIR, PARTITION_FILE, find_celeba_root, read_attributes, read_partition
+from debias.fit.run import Fit
+
+# Fit methods that make up its phases (debias.fit.run), timed by wrapping them here.
+PHASE_METHODS = ("_checked_dataset", "_build_trainers", "_train", "_choose_strategy", "_write_weights", "_evaluate")
+PHASE_NAMES = {
+    "_checked_dataset": "data",
+    "_build_trainers": "models",
+    "_choose_strategy": "strategy",
+    "_write_weights": "weights",
+    "_evaluate": "evaluation",
+}
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far (VmHWM), GiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    return float("nan")
+
+
+def instrument(phases: list[dict]) -> None:
+    """Wrap Fit's phase methods so that each call appends {phase, seconds, peak_rss_gib, load} to `phases`."""
+
+    def wrap(method_name: str):
+        original = getattr(Fit, method_name)
+
+        def timed(self, *args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(self, *args, **kwargs)
+            finally:
+                if method_name == "_train":
+                    name = args[0]
+                    phase = f"{name} warm-up" if kwargs.get("until") is not None else name
+                else:
+                    phase = PHASE_NAMES[method_name]
+                seconds = time.perf_counter() - start
+                if seconds > 0.005:  # a model this fit does not train
+                    phases.append(
+                        {
+                            "phase": phase,
+                            "seconds": seconds,
+                            "peak_rss_gib": peak_rss_gib(),
+                            "load": os.getloadavg()[0],
+                        }
+                    )
+
+        setattr(Fit, method_name, timed)
+
+    for method_name in PHASE_METHODS:
+        wrap(method_name)
+    original_finish = Fit._finish
+
+    def finish(self, *args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original_finish(self, *args, **kwargs)
+        finally:
+            phases.append(
+                {
+                    "phase": "results",
+                    "seconds": time.perf_counter() - start,
+                    "peak_rss_gib": peak_rss_gib(),
+                    "load": os.getloadavg()[0],
+                }
+            )
+
+    Fit._finish = finish
+
+
+def celeba_manifest(folder: Path, csv_path: Path) -> Path:
+    """A manifest (path, label = Blond_Hair, split, Male) of the CelebA images in `folder`, written to csv_path."""
+    root = find_celeba_root(folder)
+    table = read_attributes(root / ATTR_FILE).join(read_partition(root / PARTITION_FILE), how="inner")
+    paths = [str((root / IMAGE_DIR / name).resolve()) for name in table.index]
+    manifest = pd.DataFrame(
+        {"path": paths, "label": table["Blond_Hair"].to_numpy(), "split": table["split"], "Male": table["Male"]}
+    )
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    manifest.to_csv(csv_path, index=False)
+    return csv_path
+
+
+def epoch_figures(history: pd.DataFrame, warmup_epochs: int, rows_per_epoch: int) -> dict:
+    """Median seconds per epoch of each model (the DB-VAE's warm-up and weighted epochs apart) and images per second."""
+    figures = {}
+    for model, rows in history.groupby("model", sort=False):
+        seconds = rows["seconds"].to_numpy()
+        parts = {"all": seconds}
+        if model == "dbvae":
+            parts = {"warm-up": seconds[:warmup_epochs], "weighted": seconds[warmup_epochs:]}
+        for part, values in parts.items():
+            if len(values):
+                median = float(np.median(values))
+                figures[f"{model} {part}" if model == "dbvae" else model] = {
+                    "epochs": len(values),
+                    "median_s": median,
+                    "min_s": float(values.min()),
+                    "max_s": float(values.max()),
+                    "img_per_s": rows_per_epoch / median,
+                }
+    return figures
+
+
+def compare_runs(run: Path, reference: Path) -> dict[str, bool]:
+    """name -> whether this run's file (weights.csv, or one model's test predictions) is bit-identical to the reference's."""
+    same = {}
+    ours, theirs = pd.read_csv(run / "weights.csv"), pd.read_csv(reference / "weights.csv")
+    same["weights.csv"] = ours.equals(theirs)
+    ours, theirs = pd.read_csv(run / "predictions_test.csv"), pd.read_csv(reference / "predictions_test.csv")
+    for model in ours["model"].unique():
+        a = ours.loc[ours["model"] == model, "prob"].to_numpy()
+        b = theirs.loc[theirs["model"] == model, "prob"].to_numpy()
+        same[f"{model} test predictions"] = len(a) == len(b) and bool(np.array_equal(a, b))
+    return same
+
+
+def main() -> None:
+    """Run one fit with its phases timed, then print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, required=True, help="The fit's run folder (replaced if it exists).")
+    parser.add_argument("--celeba-folder", type=Path, help="Fit on a manifest of this CelebA folder's images.")
+    parser.add_argument("--compare", type=Path, help="A run folder whose test predictions and weights to compare.")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's, OMP_NUM_THREADS).")
+    parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    args, fit_args = parser.parse_known_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.celeba_folder is not None:
+        csv_path = celeba_manifest(args.celeba_folder, args.out.parent / f"{args.out.name}-manifest.csv")
+        fit_args = ["--data", str(csv_path), "--groups", "Male", *fit_args]
+    phases: list[dict] = []
+    instrument(phases)
+    load_before = os.getloadavg()
+    start = time.perf_counter()
+    try:
+        debias_main.main(["fit", "--out", str(args.out), "--overwrite", "--quiet", *fit_args], standalone_mode=False)
+    except SystemExit as exit_:
+        if exit_.code:
+            sys.exit(exit_.code)
+    wall = time.perf_counter() - start
+    load_after = os.getloadavg()
+
+    config = json.loads((args.out / "config.json").read_text())
+    history = pd.read_csv(args.out / "history.csv")
+    sizes = config["dataset"]["sizes"]
+    dbvae = history[history["model"] == "dbvae"]
+    # The warm-up epochs draw uniformly, so they log no weight statistics.
+    warmup = int(dbvae["ess"].isna().sum()) if "ess" in dbvae else len(dbvae)
+    figures = epoch_figures(history, warmup, sizes["train"])
+    print(machine_line(load_before, load_after))
+    print(
+        f"data {config['dataset']['name']}: {sizes['train']:,} training, {sizes['valid']:,} validation, "
+        f"{sizes['test']:,} test images; weighting {config['weighting_strategy']}; "
+        f"{warmup} warm-up + {config['settings']['epochs']} epochs per model"
+    )
+    print(f"\nwall time {wall:.1f} s; peak RSS {peak_rss_gib():.2f} GiB")
+    print(f"{'phase':<16}{'seconds':>9}{'peak RSS GiB':>14}{'load':>7}")
+    for phase in phases:
+        print(f"{phase['phase']:<16}{phase['seconds']:>9.1f}{phase['peak_rss_gib']:>14.2f}{phase['load']:>7.1f}")
+    print(f"\n{'model':<18}{'epochs':>7}{'median s':>10}{'min-max s':>14}{'img/s':>8}")
+    for name, row in figures.items():
+        spread = f"{row['min_s']:.1f}-{row['max_s']:.1f}"
+        print(f"{name:<18}{row['epochs']:>7}{row['median_s']:>10.2f}{spread:>14}{row['img_per_s']:>8.0f}")
+    ratios = {}
+    if "uniform" in figures:
+        for part in ("warm-up", "weighted"):
+            if f"dbvae {part}" in figures:
+                ratios[part] = figures[f"dbvae {part}"]["median_s"] / figures["uniform"]["median_s"]
+        print(
+            "DB-VAE epoch / uniform epoch (medians): "
+            + ", ".join(f"{part} {ratio:.2f}x" for part, ratio in ratios.items())
+        )
+    same = compare_runs(args.out, args.compare) if args.compare else {}
+    for name, identical in same.items():
+        print(f"{name}: {'bit-identical' if identical else 'DIFFERENT'} to {args.compare}")
+    if args.json:
+        record = {
+            "wall_s": wall,
+            "load": [load_before, load_after],
+            "phases": phases,
+            "epochs": figures,
+            "ratios": ratios,
+            "identical": same,
+            "peak_rss_gib": peak_rss_gib(),
+            "torch_threads": torch.get_num_threads(),
+            "fit_args": fit_args,
+        }
+        args.json.write_text(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
