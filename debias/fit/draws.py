@@ -1,7 +1,8 @@
 """How each model of a fit draws its training rows every epoch: one small class per model.
 
     uniform  every training row once per epoch, in random order
-    dbvae    the DB-VAE, rows drawn by weights recomputed from its own latents at every epoch start
+    dbvae    the DB-VAE, rows drawn by the strategy's weights, refreshed at every epoch start from its
+             own latents (for the strategies that read them) and the early errors
     sampler  a plain classifier trained by an ordinary DataLoader loop with torch's
              WeightedRandomSampler over the exported weights.csv (proves the file helps a
              pipeline that is not ours)
@@ -136,7 +137,7 @@ class GroupBalancedDraw(Draw):
 
 
 class DensityDraw(Draw):
-    """The DB-VAE's rows, drawn by weights recomputed from its latents (and the early errors) each epoch.
+    """The DB-VAE's rows, drawn by weights refreshed each epoch from its latents (and the early errors).
 
     `weighting` is the strategy (an auto fit sets the chosen one before training) and
     `early_probs` the early classifier's P(label = 1) per training row, for the errors strategies.
