@@ -117,6 +117,76 @@ def instrument(phases: list[dict]) -> None:
     Fit._finish = finish
 
 
+# Parts of an epoch (debias.fit.trainer.Trainer.run_epoch), timed by wrapping the functions it calls.
+EPOCH_PARTS = {
+    "augment": ("debias.augment", "flip_and_shift"),  # runs inside the training loop, so subtracted from it
+    "train": ("debias.fit.trainer", "train_one_epoch"),
+    "validation": ("debias.fit.trainer", "evaluate"),
+    "latent health": ("debias.fit.trainer", "latent_health"),
+}
+
+
+def instrument_epochs(parts: dict[str, dict[str, float]]) -> None:
+    """Wrap what an epoch calls so that `parts[model][part]` sums its seconds (the DB-VAE's refresh included)."""
+    import importlib
+
+    from debias.fit.draws import DensityDraw
+    from debias.fit.trainer import Trainer
+
+    current = {"model": None}
+
+    def add(part: str, seconds: float) -> None:
+        if current["model"] is not None:
+            totals = parts.setdefault(current["model"], {})
+            totals[part] = totals.get(part, 0.0) + seconds
+
+    def timing(part: str, function):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                add(part, time.perf_counter() - start)
+
+        return timed
+
+    for part, (module_name, name) in EPOCH_PARTS.items():
+        module = importlib.import_module(module_name)
+        setattr(module, name, timing(part, getattr(module, name)))
+    DensityDraw.refresh = timing("refresh", DensityDraw.refresh)
+    run_epoch = Trainer.run_epoch
+
+    def epoch(self, *args, **kwargs):
+        current["model"] = self.name
+        start = time.perf_counter()
+        try:
+            return run_epoch(self, *args, **kwargs)
+        finally:
+            add("epoch", time.perf_counter() - start)
+            current["model"] = None
+
+    Trainer.run_epoch = epoch
+
+
+def epoch_parts_table(parts: dict[str, dict[str, float]], epochs: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Seconds per epoch of each part, per model: training steps (without augmentation), augmentation,
+    validation, latent health, refresh, and the rest of the epoch."""
+    table = {}
+    for model, totals in parts.items():
+        n = max(epochs.get(model, 1), 1)
+        row = {
+            "steps": (totals.get("train", 0.0) - totals.get("augment", 0.0)) / n,
+            "augment": totals.get("augment", 0.0) / n,
+            "validation": totals.get("validation", 0.0) / n,
+            "latent health": totals.get("latent health", 0.0) / n,
+            "refresh": totals.get("refresh", 0.0) / n,
+        }
+        row["rest"] = totals.get("epoch", 0.0) / n - sum(row.values())
+        row["epoch"] = totals.get("epoch", 0.0) / n
+        table[model] = row
+    return table
+
+
 def celeba_manifest(folder: Path, csv_path: Path) -> Path:
     """A manifest (path, label = Blond_Hair, split, Male) of the CelebA images in `folder`, written to csv_path."""
     root = find_celeba_root(folder)
@@ -180,6 +250,8 @@ def main() -> None:
         fit_args = ["--data", str(csv_path), "--groups", "Male", *fit_args]
     phases: list[dict] = []
     instrument(phases)
+    parts: dict[str, dict[str, float]] = {}
+    instrument_epochs(parts)
     load_before = os.getloadavg()
     start = time.perf_counter()
     try:
@@ -211,6 +283,13 @@ def main() -> None:
     for name, row in figures.items():
         spread = f"{row['min_s']:.1f}-{row['max_s']:.1f}"
         print(f"{name:<18}{row['epochs']:>7}{row['median_s']:>10.2f}{spread:>14}{row['img_per_s']:>8.0f}")
+    epochs = history.groupby("model").size().to_dict()
+    breakdown = epoch_parts_table(parts, epochs)
+    columns = ("steps", "augment", "validation", "latent health", "refresh", "rest", "epoch")
+    print("\nseconds per epoch, mean over each model's epochs (steps: forward, loss, backward, optimizer, batches)")
+    print(f"{'model':<10}" + "".join(f"{c:>15}" for c in columns))
+    for model, row in breakdown.items():
+        print(f"{model:<10}" + "".join(f"{row[c]:>15.2f}" for c in columns))
     ratios = {}
     if "uniform" in figures:
         for part in ("warm-up", "weighted"):
@@ -229,6 +308,7 @@ def main() -> None:
             "load": [load_before, load_after],
             "phases": phases,
             "epochs": figures,
+            "epoch_parts": breakdown,
             "ratios": ratios,
             "identical": same,
             "peak_rss_gib": peak_rss_gib(),
