@@ -38,6 +38,7 @@ from debias.weighting import (
     needs_groups,
     normalize_log_weights,
     scored_rows,
+    training_weights,
     weight_summary,
 )
 from debias.weighting.labels import balanced_group_log_weights
@@ -181,17 +182,25 @@ class DensityDraw(Draw):
             raise RuntimeError("the weighting strategy of an auto fit must be chosen before the DB-VAE trains")
         train, ctx, config = self.dataset.train, self.ctx, self.config
         labels = torch.tensor(train.labels)
-        rows = ctx.shard(len(train), align=config.eval_batch_size)
-        if keep_latents or self.weighting.strategy in LATENT_STRATEGIES:
-            # Rows the weights do not read stay NaN (encode_all's `only`); no strategy looks at them.
-            only = None if keep_latents else self._scored(labels).numpy()[rows]
-            local = encode_all(self.model, train.images[rows], config.eval_batch_size, self.device, self.amp, only)
-            encoded = local if only is None else local[torch.from_numpy(only).to(self.device)]
-            if ctx.any(not bool(torch.isfinite(encoded).all())):
-                raise NonFiniteLoss(f"the {self.name} model's latent means are not finite")
-        else:
-            local = torch.zeros(rows.stop - rows.start, 0, device=self.device)
         groups = training_groups(self.dataset) if needs_groups(self.weighting.strategy) else None
+        if not keep_latents and self.weighting.strategy not in LATENT_STRATEGIES:
+            # Nothing to encode or gather: every rank computes the weights from the labels, early errors
+            # and groups, and takes rank 0's copy, as sharded_training_weights does.
+            no_latents = torch.zeros(len(train), 0, device=self.device)
+            self.weights, score = training_weights(
+                no_latents, labels, self.weighting, self.dataset.vae_on_all, self.early_probs, groups
+            )
+            ctx.broadcast(self.weights)
+            ctx.broadcast(score)
+            self.log_density = -score
+            return weight_summary(self.weights)
+        rows = ctx.shard(len(train), align=config.eval_batch_size)
+        # Rows the weights do not read stay NaN (encode_all's `only`); no strategy looks at them.
+        only = None if keep_latents else self._scored(labels).numpy()[rows]
+        local = encode_all(self.model, train.images[rows], config.eval_batch_size, self.device, self.amp, only)
+        encoded = local if only is None else local[torch.from_numpy(only).to(self.device)]
+        if ctx.any(not bool(torch.isfinite(encoded).all())):
+            raise NonFiniteLoss(f"the {self.name} model's latent means are not finite")
         self.weights, score, latents = sharded_training_weights(
             local, labels, rows, self.weighting, self.dataset.vae_on_all, ctx, self.early_probs, groups
         )
