@@ -74,7 +74,7 @@ def instrument(phases: list[dict]) -> None:
         original = getattr(Fit, method_name)
 
         def timed(self, *args, **kwargs):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 return original(self, *args, **kwargs)
             finally:
@@ -89,6 +89,7 @@ def instrument(phases: list[dict]) -> None:
                         {
                             "phase": phase,
                             "seconds": seconds,
+                            "cpu_s": time.process_time() - cpu_start,
                             "peak_rss_gib": peak_rss_gib(),
                             "load": os.getloadavg()[0],
                         }
@@ -101,7 +102,7 @@ def instrument(phases: list[dict]) -> None:
     original_finish = Fit._finish
 
     def finish(self, *args, **kwargs):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         try:
             return original_finish(self, *args, **kwargs)
         finally:
@@ -109,6 +110,7 @@ def instrument(phases: list[dict]) -> None:
                 {
                     "phase": "results",
                     "seconds": time.perf_counter() - start,
+                    "cpu_s": time.process_time() - cpu_start,
                     "peak_rss_gib": peak_rss_gib(),
                     "load": os.getloadavg()[0],
                 }
@@ -126,8 +128,13 @@ EPOCH_PARTS = {
 }
 
 
-def instrument_epochs(parts: dict[str, dict[str, float]]) -> None:
-    """Wrap what an epoch calls so that `parts[model][part]` sums its seconds (the DB-VAE's refresh included)."""
+def instrument_epochs(parts: dict[str, dict[str, dict[str, float]]], cpu_epochs: dict[str, list[float]]) -> None:
+    """Wrap what an epoch calls: `parts[clock][model][part]` sums its seconds of wall ("wall") and
+    process CPU ("cpu") time, the DB-VAE's refresh included; `cpu_epochs[model]` lists each epoch's CPU seconds.
+
+    CPU time is the measure that holds on a shared machine: with one torch thread it is the work
+    done, whatever share of the cores the process got.
+    """
     import importlib
 
     from debias.fit.draws import DensityDraw
@@ -135,18 +142,19 @@ def instrument_epochs(parts: dict[str, dict[str, float]]) -> None:
 
     current = {"model": None}
 
-    def add(part: str, seconds: float) -> None:
+    def add(part: str, wall: float, cpu: float) -> None:
         if current["model"] is not None:
-            totals = parts.setdefault(current["model"], {})
-            totals[part] = totals.get(part, 0.0) + seconds
+            for clock, seconds in (("wall", wall), ("cpu", cpu)):
+                totals = parts.setdefault(clock, {}).setdefault(current["model"], {})
+                totals[part] = totals.get(part, 0.0) + seconds
 
     def timing(part: str, function):
         def timed(*args, **kwargs):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                add(part, time.perf_counter() - start)
+                add(part, time.perf_counter() - start, time.process_time() - cpu_start)
 
         return timed
 
@@ -158,11 +166,13 @@ def instrument_epochs(parts: dict[str, dict[str, float]]) -> None:
 
     def epoch(self, *args, **kwargs):
         current["model"] = self.name
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         try:
             return run_epoch(self, *args, **kwargs)
         finally:
-            add("epoch", time.perf_counter() - start)
+            cpu = time.process_time() - cpu_start
+            add("epoch", time.perf_counter() - start, cpu)
+            cpu_epochs.setdefault(self.name, []).append(cpu)
             current["model"] = None
 
     Trainer.run_epoch = epoch
@@ -200,25 +210,40 @@ def celeba_manifest(folder: Path, csv_path: Path) -> Path:
     return csv_path
 
 
-def epoch_figures(history: pd.DataFrame, warmup_epochs: int, rows_per_epoch: int) -> dict:
-    """Median seconds per epoch of each model (the DB-VAE's warm-up and weighted epochs apart) and images per second."""
+def epoch_figures(seconds: dict[str, np.ndarray], warmup_epochs: int, rows_per_epoch: int) -> dict:
+    """Median seconds per epoch of each model (the DB-VAE's warm-up and weighted epochs apart) and images per second.
+
+    seconds: model -> its epochs' seconds, in order.
+    """
     figures = {}
-    for model, rows in history.groupby("model", sort=False):
-        seconds = rows["seconds"].to_numpy()
-        parts = {"all": seconds}
+    for model, values in seconds.items():
+        values = np.asarray(values, dtype=float)
+        parts = {model: values}
         if model == "dbvae":
-            parts = {"warm-up": seconds[:warmup_epochs], "weighted": seconds[warmup_epochs:]}
-        for part, values in parts.items():
-            if len(values):
-                median = float(np.median(values))
-                figures[f"{model} {part}" if model == "dbvae" else model] = {
-                    "epochs": len(values),
+            parts = {"dbvae warm-up": values[:warmup_epochs], "dbvae weighted": values[warmup_epochs:]}
+        for name, part in parts.items():
+            if len(part):
+                median = float(np.median(part))
+                figures[name] = {
+                    "epochs": len(part),
                     "median_s": median,
-                    "min_s": float(values.min()),
-                    "max_s": float(values.max()),
+                    "min_s": float(part.min()),
+                    "max_s": float(part.max()),
                     "img_per_s": rows_per_epoch / median,
                 }
     return figures
+
+
+def ratios_to_uniform(figures: dict) -> dict[str, float]:
+    """The DB-VAE's median warm-up and weighted epoch over the uniform model's median epoch."""
+    if "uniform" not in figures:
+        return {}
+    base = figures["uniform"]["median_s"]
+    return {
+        part: figures[f"dbvae {part}"]["median_s"] / base
+        for part in ("warm-up", "weighted")
+        if f"dbvae {part}" in figures
+    }
 
 
 def compare_runs(run: Path, reference: Path) -> dict[str, bool]:
@@ -250,8 +275,9 @@ def main() -> None:
         fit_args = ["--data", str(csv_path), "--groups", "Male", *fit_args]
     phases: list[dict] = []
     instrument(phases)
-    parts: dict[str, dict[str, float]] = {}
-    instrument_epochs(parts)
+    parts: dict[str, dict[str, dict[str, float]]] = {}
+    cpu_epochs: dict[str, list[float]] = {}
+    instrument_epochs(parts, cpu_epochs)
     load_before = os.getloadavg()
     start = time.perf_counter()
     try:
@@ -268,37 +294,46 @@ def main() -> None:
     dbvae = history[history["model"] == "dbvae"]
     # The warm-up epochs draw uniformly, so they log no weight statistics.
     warmup = int(dbvae["ess"].isna().sum()) if "ess" in dbvae else len(dbvae)
-    figures = epoch_figures(history, warmup, sizes["train"])
+    wall_seconds = {model: rows["seconds"].to_numpy() for model, rows in history.groupby("model", sort=False)}
+    figures = {
+        "wall": epoch_figures(wall_seconds, warmup, sizes["train"]),
+        "cpu": epoch_figures(cpu_epochs, warmup, sizes["train"]),
+    }
     print(machine_line(load_before, load_after))
     print(
         f"data {config['dataset']['name']}: {sizes['train']:,} training, {sizes['valid']:,} validation, "
         f"{sizes['test']:,} test images; weighting {config['weighting_strategy']}; "
         f"{warmup} warm-up + {config['settings']['epochs']} epochs per model"
     )
-    print(f"\nwall time {wall:.1f} s; peak RSS {peak_rss_gib():.2f} GiB")
-    print(f"{'phase':<16}{'seconds':>9}{'peak RSS GiB':>14}{'load':>7}")
+    print(f"\nwall time {wall:.1f} s, CPU time {time.process_time():.1f} s; peak RSS {peak_rss_gib():.2f} GiB")
+    print(f"{'phase':<16}{'wall s':>9}{'CPU s':>9}{'peak RSS GiB':>14}{'load':>7}")
     for phase in phases:
-        print(f"{phase['phase']:<16}{phase['seconds']:>9.1f}{phase['peak_rss_gib']:>14.2f}{phase['load']:>7.1f}")
-    print(f"\n{'model':<18}{'epochs':>7}{'median s':>10}{'min-max s':>14}{'img/s':>8}")
-    for name, row in figures.items():
-        spread = f"{row['min_s']:.1f}-{row['max_s']:.1f}"
-        print(f"{name:<18}{row['epochs']:>7}{row['median_s']:>10.2f}{spread:>14}{row['img_per_s']:>8.0f}")
-    epochs = history.groupby("model").size().to_dict()
-    breakdown = epoch_parts_table(parts, epochs)
-    columns = ("steps", "augment", "validation", "latent health", "refresh", "rest", "epoch")
-    print("\nseconds per epoch, mean over each model's epochs (steps: forward, loss, backward, optimizer, batches)")
-    print(f"{'model':<10}" + "".join(f"{c:>15}" for c in columns))
-    for model, row in breakdown.items():
-        print(f"{model:<10}" + "".join(f"{row[c]:>15.2f}" for c in columns))
-    ratios = {}
-    if "uniform" in figures:
-        for part in ("warm-up", "weighted"):
-            if f"dbvae {part}" in figures:
-                ratios[part] = figures[f"dbvae {part}"]["median_s"] / figures["uniform"]["median_s"]
         print(
-            "DB-VAE epoch / uniform epoch (medians): "
-            + ", ".join(f"{part} {ratio:.2f}x" for part, ratio in ratios.items())
+            f"{phase['phase']:<16}{phase['seconds']:>9.1f}{phase['cpu_s']:>9.1f}"
+            f"{phase['peak_rss_gib']:>14.2f}{phase['load']:>7.1f}"
         )
+    print("\nseconds per epoch: wall (history.csv) and the process's CPU time; img/s = training rows / median wall")
+    print(f"{'model':<16}{'epochs':>7}{'wall median':>13}{'min-max':>12}{'CPU median':>12}{'min-max':>12}{'img/s':>8}")
+    for name, row in figures["wall"].items():
+        cpu = figures["cpu"].get(name, {})
+        print(
+            f"{name:<16}{row['epochs']:>7}{row['median_s']:>13.2f}{row['min_s']:>6.1f}-{row['max_s']:<5.1f}"
+            f"{cpu.get('median_s', float('nan')):>12.2f}{cpu.get('min_s', float('nan')):>6.1f}-"
+            f"{cpu.get('max_s', float('nan')):<5.1f}{row['img_per_s']:>8.0f}"
+        )
+    epochs = history.groupby("model").size().to_dict()
+    breakdown = {clock: epoch_parts_table(parts.get(clock, {}), epochs) for clock in ("wall", "cpu")}
+    columns = ("steps", "augment", "validation", "latent health", "refresh", "rest", "epoch")
+    for clock in ("wall", "cpu"):
+        print(f"\n{clock} seconds per epoch, mean over each model's epochs (steps: forward, loss, backward, optimizer)")
+        print(f"{'model':<10}" + "".join(f"{c:>15}" for c in columns))
+        for model, row in breakdown[clock].items():
+            print(f"{model:<10}" + "".join(f"{row[c]:>15.2f}" for c in columns))
+    ratios = {clock: ratios_to_uniform(figures[clock]) for clock in ("wall", "cpu")}
+    for clock, by_part in ratios.items():
+        if by_part:
+            described = ", ".join(f"{part} {ratio:.2f}x" for part, ratio in by_part.items())
+            print(f"DB-VAE epoch / uniform epoch ({clock} medians): {described}")
     same = compare_runs(args.out, args.compare) if args.compare else {}
     for name, identical in same.items():
         print(f"{name}: {'bit-identical' if identical else 'DIFFERENT'} to {args.compare}")
