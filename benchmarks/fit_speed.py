@@ -20,7 +20,8 @@ the figures alone (same seed, same OMP_NUM_THREADS).
     python benchmarks/fit_speed.py --out /tmp/fit                       # the default fit
     python benchmarks/fit_speed.py --out /tmp/fit --compare /tmp/before # ... against a fit of other code
     python benchmarks/fit_speed.py --celeba-folder DIR --out /tmp/faces # DIR: CelebA's files (any subset)
-    python benchmarks/fit_speed.py --out /tmp/big --data-option n_train=40000 --models uniform,dbvae
+    python benchmarks/fit_speed.py --out /tmp/big --data-option n_train=40000
+    python benchmarks/fit_speed.py --out /tmp/big --data-option n_train=162000 --data-only   # the data phase alone
 
 --celeba-folder DIR writes a manifest (path, label = Blond_Hair, split, Male) of the images in
 DIR/img_align_celeba (178x218 JPEGs, as CelebA ships them) from DIR's list_attr_celeba.txt and
@@ -67,8 +68,13 @@ def peak_rss_gib() -> float:
     return float("nan")
 
 
-def instrument(phases: list[dict]) -> None:
-    """Wrap Fit's phase methods so that each call appends {phase, seconds, peak_rss_gib, load} to `phases`."""
+class DataLoaded(Exception):
+    """Raised after the data phase with --data-only: the fit stops there."""
+
+
+def instrument(phases: list[dict], data_only: bool = False) -> None:
+    """Wrap Fit's phase methods so that each call appends {phase, seconds, cpu_s, peak_rss_gib, load} to
+    `phases`; with `data_only`, stop the fit (DataLoaded) once its data are loaded and checked."""
 
     def wrap(method_name: str):
         original = getattr(Fit, method_name)
@@ -94,6 +100,8 @@ def instrument(phases: list[dict]) -> None:
                             "load": os.getloadavg()[0],
                         }
                     )
+                if data_only and phase == "data":
+                    raise DataLoaded
 
         setattr(Fit, method_name, timed)
 
@@ -267,6 +275,11 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="A run folder whose test predictions and weights to compare.")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's, OMP_NUM_THREADS).")
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
+    parser.add_argument(
+        "--data-only",
+        action="store_true",
+        help="Stop after the data phase: its time and memory at a size too large to train.",
+    )
     args, fit_args = parser.parse_known_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -274,7 +287,7 @@ def main() -> None:
         csv_path = celeba_manifest(args.celeba_folder, args.out.parent / f"{args.out.name}-manifest.csv")
         fit_args = ["--data", str(csv_path), "--groups", "Male", *fit_args]
     phases: list[dict] = []
-    instrument(phases)
+    instrument(phases, args.data_only)
     parts: dict[str, dict[str, dict[str, float]]] = {}
     cpu_epochs: dict[str, list[float]] = {}
     instrument_epochs(parts, cpu_epochs)
@@ -285,6 +298,14 @@ def main() -> None:
     except SystemExit as exit_:
         if exit_.code:
             sys.exit(exit_.code)
+    except DataLoaded:
+        data = phases[0]
+        print(machine_line(load_before, os.getloadavg()))
+        print(
+            f"data phase only: {data['seconds']:.1f} s wall, {data['cpu_s']:.1f} s CPU, "
+            f"peak RSS {data['peak_rss_gib']:.2f} GiB"
+        )
+        return
     wall = time.perf_counter() - start
     load_after = os.getloadavg()
 
