@@ -28,6 +28,13 @@ ran under the same load).
     python benchmarks/train_step.py --quick               # smoke run: seconds
     python benchmarks/train_step.py --diagnose            # adds memory-format variants of both models
     python benchmarks/train_step.py --profile all --threads 1   # where the time goes, per model (torch.profiler)
+    python benchmarks/train_step.py --dbvae-vs-classifier       # issue 24: see below
+    python benchmarks/train_step.py --dbvae-vs-classifier --profile all --threads 1
+
+Question (issue 24, with --dbvae-vs-classifier). How much does one DB-VAE step cost against one step
+of fit's uniform classifier (the same encoder trunk, a class logit only), when the DB-VAE decodes
+every row (attribute tasks: every image is a face) and when it decodes the faces only (face
+detection, half the batch here)? Same rounds and medians as above; the ratio is of step times.
 
 Results and the machine they were measured on: BENCHMARKS.md, "Training step".
 """
@@ -48,8 +55,8 @@ from torch import nn
 
 import debias.models.losses as debias_losses
 from debias.models import to_model_input
-from debias.models.losses import DBVAELoss
-from debias.models.networks import DBVAE
+from debias.models.losses import DBVAELoss, classifier_loss
+from debias.models.networks import DBVAE, Classifier
 from debias.train import train_one_epoch
 
 # ---------------------------------------------------------------------------------------------
@@ -146,6 +153,9 @@ def patched_reconstruction_error():
         debias_losses.reconstruction_error = original
 
 
+# `debias fit` in face detection: the decoder runs on the faces only (labels alternate, so half the batch).
+FACES_TAG = "faces decoded"
+
 # A second candidate, a model change rather than a pure speed change: the course's decoder has no
 # batch norm, debias's has three (after each hidden transposed convolution). Built here by replacing
 # each of them by a bias on the transposed convolution. Whether training quality holds would need
@@ -207,11 +217,16 @@ class Runner:
         self.model.train()
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.params = n_params(self.model)
-        if kind in ("debias", "debias-fix"):
+        if kind in ("debias", "debias-fix", "debias-faces", "classifier"):
             # Exactly what `debias fit` hands train_one_epoch: uint8 [B, H, W, 3] and int64 labels.
-            # to_model_input's permuted view of it is channels-last.
+            # to_model_input's permuted view of it is channels-last. The DB-VAE decodes every row as
+            # the course's does (vae_on_all, an attribute task), or in face detection the faces only
+            # (half the batch); the classifier is fit's uniform baseline.
             self.y = labels
-            self.criterion = DBVAELoss(beta, vae_on_all=False)
+            self.criterion = {
+                "classifier": classifier_loss,
+                "debias-faces": DBVAELoss(beta, vae_on_all=False),
+            }.get(kind, DBVAELoss(beta, vae_on_all=True))
             if channels_last:
                 self.x_uint8 = batch_uint8
                 probe = to_model_input(self.x_uint8[:2])
@@ -233,7 +248,7 @@ class Runner:
                 train_one_epoch(
                     self.model, self.criterion, self.optimizer, [(self.x_uint8, self.y)] * steps, torch.device("cpu")
                 )
-        elif self.kind == "debias":
+        elif self.kind in ("debias", "debias-faces", "classifier"):
             if self.channels_last:
                 train_one_epoch(
                     self.model, self.criterion, self.optimizer, [(self.x_uint8, self.y)] * steps, torch.device("cpu")
@@ -344,6 +359,12 @@ def main() -> None:
         default=None,
         help="instead of timing: torch.profiler breakdown of these models ('all', or names from the table, comma-separated)",
     )
+    parser.add_argument(
+        "--dbvae-vs-classifier",
+        action="store_true",
+        help="instead of the course comparison: fit's uniform classifier against the DB-VAE decoding every row "
+        "and decoding the faces only (face detection), all at --width",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: batch 32, 2 rounds of 2 steps")
     args = parser.parse_args()
     if args.quick:
@@ -397,6 +418,17 @@ def main() -> None:
             (f"debias w{width_eq} NCHW", "debias", lambda: debias_model(width_eq), False),
             (f"course n{args.filters} channels-last", "course", lambda: course_model(args.filters), True),
         ]
+    if args.dbvae_vs_classifier:
+
+        def classifier_model():
+            torch.manual_seed(0)
+            return Classifier(s, args.width)
+
+        specs = [
+            (f"classifier w{args.width}", "classifier", classifier_model, True),
+            (f"debias w{args.width}", "debias", lambda: debias_model(args.width), True),
+            (f"debias w{args.width} {FACES_TAG}", "debias-faces", lambda: debias_model(args.width), True),
+        ]
     seen, unique = set(), []
     for spec in specs:  # width_eq may equal --width, filters_eq may equal --filters
         if spec[0] not in seen:
@@ -431,7 +463,7 @@ def main() -> None:
         f"one training step: batch {args.batch}, {s}x{s}, latent {k}; {args.rounds} rounds x {args.steps} steps "
         f"per model, alternating, after {args.warmup} warm-up steps; images/s = steps x batch / seconds"
     )
-    ref = f"course n{args.filters}"
+    ref = f"classifier w{args.width}" if args.dbvae_vs_classifier else f"course n{args.filters}"
     print(
         f"{'model':<34}{'layout':>14}{'params':>11}{'fwd MMAC/img':>14}{'img/s median':>14}{'(min-max)':>17}{'vs ' + ref:>18}"
     )
@@ -442,6 +474,15 @@ def main() -> None:
             f"{r.name:<34}{layout:>14}{r.params:>11,}{r.macs / 1e6:>14.2f}{med[r.name]:>14.0f}"
             f"{f'({min(v):.0f}-{max(v):.0f})':>17}{med[r.name] / med[ref]:>17.2f}x"
         )
+    if args.dbvae_vs_classifier:
+        print("a DB-VAE step's time / a classifier step's (= classifier img/s / DB-VAE img/s):")
+        for ours in (f"debias w{args.width}", f"debias w{args.width} {FACES_TAG}"):
+            rr = [b / a for a, b in zip(ips[ours], ips[ref])]
+            print(
+                f"  {ours}: {med[ref] / med[ours]:.2f}x; per-round ratios median {statistics.median(rr):.2f} "
+                f"({min(rr):.2f}-{max(rr):.2f})"
+            )
+        return
     print("comparisons (ratio = debias img/s / course img/s, >= 1 meets the target):")
     pairs = [
         (f"debias w{width_eq}", ref, "equal size (params), apples to apples"),

@@ -42,6 +42,12 @@ def iterate_batches(
         yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin)
 
 
+def forward_kwargs(criterion: Criterion, y: torch.Tensor) -> dict:
+    """What `criterion` asks the model's forward for besides the images (DBVAELoss: the rows to decode)."""
+    ask = getattr(criterion, "forward_kwargs", None)
+    return {} if ask is None else ask(y)
+
+
 def train_one_epoch(
     model: nn.Module,
     criterion: Criterion,
@@ -66,7 +72,7 @@ def train_one_epoch(
         x_uint8, y = x_uint8.to(device, non_blocking=True), y.to(device, non_blocking=True)
         x = to_model_input(x_uint8)
         with autocast(device, amp):
-            outputs = model(x)
+            outputs = model(x, **forward_kwargs(criterion, y))
         terms = criterion(outputs, x, y)
         optimizer.zero_grad(set_to_none=True)
         terms["total"].backward()
@@ -112,18 +118,37 @@ def evaluation_mode(model: nn.Module):
 
 
 def encode_all(
-    model: nn.Module, images: np.ndarray, batch_size: int, device: torch.device, amp: bool = False
+    model: nn.Module,
+    images: np.ndarray,
+    batch_size: int,
+    device: torch.device,
+    amp: bool = False,
+    only: np.ndarray | None = None,
 ) -> torch.Tensor:
-    """Latent means mu [N, k] (float32, on `device`) of every image, in inference mode."""
+    """Latent means mu [N, k] (float32, on `device`) of every image, in inference mode.
+
+    `only` (bool [N]) encodes just those rows and leaves NaN in the others. Each batch is then
+    the chosen rows of one block of `batch_size` images, so a shard of whole blocks
+    (debias.distributed.shard with align=batch_size) runs the batches a single process runs.
+    """
     index = np.arange(len(images))
     dummy = np.zeros(len(images), dtype=np.int64)
     chunks = []
     with evaluation_mode(model), torch.inference_mode():
-        for x_uint8, _ in iterate_batches(images, dummy, index, batch_size, device):
-            with autocast(device, amp):
-                _, mu, _ = model.encode(to_model_input(x_uint8))
-            chunks.append(mu.float())
-    return torch.cat(chunks)
+        for start in range(0, len(images), batch_size):
+            rows = index[start : start + batch_size]
+            if only is not None:
+                rows = rows[only[rows]]
+            for x_uint8, _ in iterate_batches(images, dummy, rows, batch_size, device):
+                with autocast(device, amp):
+                    _, mu, _ = model.encode(to_model_input(x_uint8))
+                chunks.append(mu.float())
+    if only is None:
+        return torch.cat(chunks) if chunks else torch.empty(0, model.latent_dim, device=device)
+    latents = torch.full((len(images), model.latent_dim), float("nan"), device=device)
+    if chunks:
+        latents[torch.from_numpy(np.asarray(only, dtype=bool)).to(device)] = torch.cat(chunks)
+    return latents
 
 
 def predict_proba(

@@ -9,6 +9,7 @@ import os
 import socket
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +104,7 @@ WEIGHT_CASES = {
 }
 
 
-def tiny_dataset(n: int = 96, size: int = 32) -> Dataset:
+def tiny_dataset(n: int = 96, size: int = 32, vae_on_all: bool = True) -> Dataset:
     rng = np.random.default_rng(0)
 
     def split(name: str) -> ImageSplit:
@@ -111,7 +112,7 @@ def tiny_dataset(n: int = 96, size: int = 32) -> Dataset:
         labels = (np.arange(n) % 2).astype(np.int64)
         return ImageSplit(images, labels, np.array([f"{name}{i}" for i in range(n)]), pd.DataFrame({"g": labels}))
 
-    return Dataset("tiny", split("train"), split("valid"), split("test"), ["g"], vae_on_all=True, target="label")
+    return Dataset("tiny", split("train"), split("valid"), split("test"), ["g"], vae_on_all=vae_on_all, target="label")
 
 
 MODEL_CONFIG = FitConfig(
@@ -138,9 +139,28 @@ def _weights_worker(rank: int, init_file: str, out: str) -> None:
             Trainer(draw)
             draw.refresh()
             results["model"] = (draw.weights, draw.log_density, draw.latents)
+            for name, settings in EPOCH_REFRESHES.items():
+                results[name] = epoch_refresh(settings, ctx)
             torch.save(results, Path(out) / f"rank{rank}.pt")
     finally:
         dist.destroy_process_group()
+
+
+# An epoch's refresh in face detection: the histogram encodes the positives only, errors nothing.
+EPOCH_REFRESHES = {
+    "epoch-histogram": WeightingSettings(strategy="histogram", combine="geometric"),
+    "epoch-errors": WeightingSettings(strategy="errors"),
+}
+
+
+def epoch_refresh(settings: WeightingSettings, ctx: DistContext) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weights, log_density) of an epoch's refresh of the seeded model on face-detection data."""
+    data = tiny_dataset(vae_on_all=False)
+    draw = DensityDraw("dbvae", data, replace(MODEL_CONFIG, weighting=settings), torch.device("cpu"), ctx)
+    Trainer(draw)
+    draw.early_probs = np.linspace(0.05, 0.95, len(data.train))
+    draw.refresh(keep_latents=False)
+    return draw.weights, draw.log_density
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +195,15 @@ def test_distributed_refresh_of_a_model_equals_one_process_exactly(weight_ranks)
         assert torch.equal(log_density, draw.log_density)
         assert torch.equal(latents, draw.latents)
     assert draw.weights.std() > 0  # the comparison is not between two constant vectors
+
+
+@pytest.mark.parametrize("name", list(EPOCH_REFRESHES))
+def test_distributed_epoch_refresh_equals_one_process_exactly(weight_ranks, name):
+    weights, log_density = epoch_refresh(EPOCH_REFRESHES[name], SINGLE)
+    for results in weight_ranks:
+        assert torch.equal(results[name][0], weights)
+        assert torch.equal(results[name][1].nan_to_num(), log_density.nan_to_num())
+    assert weights.std() > 0
 
 
 def test_shards_restore_the_order_and_rank_shares_split_one_draw():

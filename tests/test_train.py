@@ -89,3 +89,18 @@ def test_iterate_batches_visits_exactly_the_given_rows():
     assert visited == [0, 3, 3, 5, 9]  # the repeated row twice, every given row, nothing else
     # consecutive batches of the given order (the order inside a batch is free)
     assert [sorted(y.tolist()) for _, y in batches] == [[3, 3], [0, 9], [5]]
+
+
+@pytest.mark.parametrize(("vae_on_all", "decoded"), [(False, [8, 8]), (True, [16, 16])])
+def test_training_decodes_the_rows_the_vae_terms_read(vae_on_all, decoded):
+    # face detection: the non-faces' reconstructions count for nothing, so they are not decoded
+    images, _ = _tiny(32)
+    labels = (np.arange(32) % 2).astype(np.int64)
+    model = _model()
+    sizes = []
+    model.decoder.register_forward_hook(lambda module, inputs, output: sizes.append(len(inputs[0])))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss = DBVAELoss(beta=0.01, vae_on_all=vae_on_all)
+    cpu = torch.device("cpu")
+    terms = train_one_epoch(model, loss, opt, iterate_batches(images, labels, np.arange(32), 16, cpu), cpu)
+    assert sizes == decoded and terms["reconstruction"] > 0

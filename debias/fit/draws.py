@@ -1,7 +1,8 @@
 """How each model of a fit draws its training rows every epoch: one small class per model.
 
     uniform  every training row once per epoch, in random order
-    dbvae    the DB-VAE, rows drawn by weights recomputed from its own latents at every epoch start
+    dbvae    the DB-VAE, rows drawn by the strategy's weights, refreshed at every epoch start from its
+             own latents (for the strategies that read them) and the early errors
     sampler  a plain classifier trained by an ordinary DataLoader loop with torch's
              WeightedRandomSampler over the exported weights.csv (proves the file helps a
              pipeline that is not ours)
@@ -29,7 +30,17 @@ from debias.groups import column_groups
 from debias.sampling import epoch_generator, rank_share, uniform_indices, weighted_indices
 from debias.train import UInt8ImageDataset, encode_all, iterate_batches
 from debias.weight_files import DistributedWeightedSampler, SampleWeights
-from debias.weighting import AUTO, WeightingSettings, needs_groups, normalize_log_weights, weight_summary
+from debias.weighting import (
+    AUTO,
+    LATENT_STRATEGIES,
+    STRATEGIES,
+    WeightingSettings,
+    needs_groups,
+    normalize_log_weights,
+    scored_rows,
+    training_weights,
+    weight_summary,
+)
 from debias.weighting.labels import balanced_group_log_weights
 from debias.weighting.sharded import sharded_training_weights
 
@@ -135,7 +146,7 @@ class GroupBalancedDraw(Draw):
 
 
 class DensityDraw(Draw):
-    """The DB-VAE's rows, drawn by weights recomputed from its latents (and the early errors) each epoch.
+    """The DB-VAE's rows, drawn by weights refreshed each epoch from its latents (and the early errors).
 
     `weighting` is the strategy (an auto fit sets the chosen one before training) and
     `early_probs` the early classifier's P(label = 1) per training row, for the errors strategies.
@@ -165,39 +176,51 @@ class DensityDraw(Draw):
         return warmup_epochs(len(self.dataset.train), self.config, self.ctx.world_size)
 
     def refresh(self, keep_latents: bool = True) -> dict[str, float]:
-        """Weights from the latents of the current model on the whole training split; their weight_summary.
+        """Weights of the current model on the training split; their weight_summary.
 
-        Each rank encodes whole eval batches of its shard of the rows (one process: all rows), so
-        the latents, and from them the weights, are the single process's bits. `keep_latents=False`
-        spares gathering the latents when the weights do not need them (they are kept in
-        `self.latents` for the final weights, which latents.npy stores).
+        The one place that encodes the training split for weights. Each rank encodes whole eval
+        batches of its shard of the rows (one process: all rows), so the latents, and from them the
+        weights, are the single process's bits. An epoch's refresh (`keep_latents=False`) encodes
+        only what the weights read: the rows the strategy scores (the positives in face detection)
+        for the strategies that read latents (LATENT_STRATEGIES), nothing for the others (errors,
+        classes, the group strategies). `keep_latents=True` (the final weights, whose latents
+        latents.npy stores) encodes every row and keeps the latents in `self.latents`.
         """
         if self.weighting.strategy == AUTO:
             raise RuntimeError("the weighting strategy of an auto fit must be chosen before the DB-VAE trains")
         train, ctx, config = self.dataset.train, self.ctx, self.config
-        rows = ctx.shard(len(train), align=config.eval_batch_size)
-        if rows.stop > rows.start:
-            local = encode_all(self.model, train.images[rows], config.eval_batch_size, self.device, self.amp)
-        else:
-            local = torch.empty(0, config.latent_dim, device=self.device)
-        if ctx.any(not bool(torch.isfinite(local).all())):
-            raise NonFiniteLoss(f"the {self.name} model's latent means are not finite")
+        labels = torch.tensor(train.labels)
         groups = training_groups(self.dataset) if needs_groups(self.weighting.strategy) else None
+        if not keep_latents and self.weighting.strategy not in LATENT_STRATEGIES:
+            # Nothing to encode or gather: every rank computes the weights from the labels, early errors
+            # and groups, and takes rank 0's copy, as sharded_training_weights does.
+            no_latents = torch.zeros(len(train), 0, device=self.device)
+            self.weights, score = training_weights(
+                no_latents, labels, self.weighting, self.dataset.vae_on_all, self.early_probs, groups
+            )
+            ctx.broadcast(self.weights)
+            ctx.broadcast(score)
+            self.log_density = -score
+            return weight_summary(self.weights)
+        rows = ctx.shard(len(train), align=config.eval_batch_size)
+        # Rows the weights do not read stay NaN (encode_all's `only`); no strategy looks at them.
+        only = None if keep_latents else self._scored(labels).numpy()[rows]
+        local = encode_all(self.model, train.images[rows], config.eval_batch_size, self.device, self.amp, only)
+        encoded = local if only is None else local[torch.from_numpy(only).to(self.device)]
+        if ctx.any(not bool(torch.isfinite(encoded).all())):
+            raise NonFiniteLoss(f"the {self.name} model's latent means are not finite")
         self.weights, score, latents = sharded_training_weights(
-            local,
-            torch.tensor(train.labels),
-            rows,
-            self.weighting,
-            self.dataset.vae_on_all,
-            ctx,
-            self.early_probs,
-            groups,
+            local, labels, rows, self.weighting, self.dataset.vae_on_all, ctx, self.early_probs, groups
         )
-        if latents is None and keep_latents:
-            latents = ctx.all_gather_rows(local)
-        self.latents = latents
+        if keep_latents:
+            self.latents = ctx.all_gather_rows(local) if latents is None else latents
         self.log_density = -score
         return weight_summary(self.weights)
+
+    def _scored(self, labels: torch.Tensor) -> torch.Tensor:
+        """bool [N]: the training rows the strategy scores, whose latents its weights read."""
+        every_row = self.dataset.vae_on_all or STRATEGIES[self.weighting.strategy].scores_every_row
+        return scored_rows(labels, every_row)
 
     def indices(self, epoch: int, generator: torch.Generator, row: dict) -> torch.Tensor:
         """Uniform during the warm-up; then as many rows as the split holds, drawn by the weights of the model

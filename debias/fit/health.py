@@ -52,11 +52,14 @@ def vae_rows(split, vae_on_all: bool) -> np.ndarray:
 
 
 def mean_image(images: np.ndarray, rows: np.ndarray, chunk: int = 4096) -> torch.Tensor:
-    """The mean of uint8 images[rows] ([N, H, W, 3]) as a model input [3, H, W] in [0, 1] (float64 sums, chunked)."""
-    total = np.zeros(images.shape[1:], dtype=np.float64)
+    """The mean of uint8 images[rows] ([N, H, W, 3]) as a model input [3, H, W] in [0, 1] (exact integer sums, chunked).
+
+    Summing the uint8 chunk straight into int64 makes no float copy of it (400 MB for 4,096 64x64 images).
+    """
+    total = np.zeros(images.shape[1:], dtype=np.int64)
     for start in range(0, len(rows), chunk):
-        total += np.asarray(images[np.sort(rows[start : start + chunk])], dtype=np.float64).sum(axis=0)
-    mean = torch.from_numpy(total / max(len(rows), 1) / 255.0).float()
+        total += images[np.sort(rows[start : start + chunk])].sum(axis=0, dtype=np.int64)
+    mean = torch.from_numpy(total.astype(np.float64) / max(len(rows), 1) / 255.0).float()
     return mean.permute(2, 0, 1)
 
 

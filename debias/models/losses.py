@@ -41,12 +41,35 @@ class DBVAELoss:
         y = y.reshape(-1)
         return torch.ones_like(y, dtype=torch.float32) if self.vae_on_all else (y == 1).float()
 
+    def forward_kwargs(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What DBVAE.forward needs beyond the images: in face detection, `decode`, the rows the VAE terms read.
+
+        The reconstruction of a non-face is multiplied by 0, so decoding it is wasted work (as much
+        again as the faces' in a half-and-half batch). Empty (decode every row) when the VAE
+        models every image, and when the batch holds no face: batch norm needs rows, and under DDP
+        every rank must run the decoder. Reading the faces' positions waits for the labels on a GPU.
+        """
+        if self.vae_on_all:
+            return {}
+        faces = torch.nonzero(y.reshape(-1) == 1).reshape(-1)
+        return {"decode": faces} if len(faces) else {}
+
     def per_sample(self, outputs: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each term per sample, [B] tensors, with the indicator already applied to VAE terms."""
+        """Each term per sample, [B] tensors, with the indicator already applied to VAE terms.
+
+        With outputs["decoded"] (rows decoded, see `forward_kwargs`) the other rows' reconstruction
+        error is 0; they must be rows the indicator zeroes.
+        """
         y = y.reshape(-1)
         mask = self.vae_mask(y)
         bce = F.binary_cross_entropy_with_logits(outputs["logit"].float(), y.float(), reduction="none")
-        recon = reconstruction_error(x.float(), outputs["reconstruction"].float())
+        if "decoded" in outputs:
+            rows = outputs["decoded"]
+            recon = bce.new_zeros(len(y)).index_copy(
+                0, rows, reconstruction_error(x[rows].float(), outputs["reconstruction"].float())
+            )
+        else:
+            recon = reconstruction_error(x.float(), outputs["reconstruction"].float())
         kl = kl_divergence(outputs["mu"].float(), outputs["logvar"].float())
         assert bce.shape == recon.shape == kl.shape == mask.shape, "per-sample terms must all be [B]"
         return {

@@ -89,11 +89,18 @@ class DBVAE(nn.Module):
         """Class logit [B] only (no sampling, no decoding)."""
         return self.encode(x)[0]
 
-    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Named outputs: logit, mu, logvar, z and the reconstruction."""
+    def forward(self, x: torch.Tensor, decode: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Named outputs: logit, mu, logvar, z and the reconstruction.
+
+        `decode`: the indices of the rows to reconstruct (default every row); the reconstruction
+        then holds those rows in that order, and outputs["decoded"] is `decode`.
+        """
         logit, mu, logvar = self.encode(x)
         z = self.reparameterize(mu, logvar)
-        return {"logit": logit, "mu": mu, "logvar": logvar, "z": z, "reconstruction": self.decoder(z)}
+        outputs = {"logit": logit, "mu": mu, "logvar": logvar, "z": z}
+        if decode is None:
+            return {**outputs, "reconstruction": self.decoder(z)}
+        return {**outputs, "reconstruction": self.decoder(z[decode]), "decoded": decode}
 
 
 class Classifier(nn.Module):

@@ -113,6 +113,85 @@ def test_every_model_has_a_draw_and_trains_in_the_order_of_its_stream():
     assert streams == list(range(len(MODELS)))  # one random stream per model, none shared
 
 
+def _face_detection(n=40):
+    """dataset() as face detection: the VAE models the positives only."""
+    data = dataset(n)
+    return Dataset("tiny", data.train, data.valid, data.test, ["g"], vae_on_all=False, target="y")
+
+
+def _count_encoded(monkeypatch) -> list[int]:
+    """Patch the draws' encode_all to record how many images each call encodes."""
+    import debias.fit.draws
+
+    counts: list[int] = []
+
+    def counting(model, images, *args, **kwargs):
+        only = args[3] if len(args) > 3 else kwargs.get("only")
+        counts.append(len(images) if only is None else int(np.sum(only)))
+        return encode_all(model, images, *args, **kwargs)
+
+    monkeypatch.setattr(debias.fit.draws, "encode_all", counting)
+    return counts
+
+
+@pytest.mark.parametrize("strategy", ["errors", "classes", "groups"])
+def test_an_epochs_refresh_encodes_nothing_when_the_weights_do_not_read_latents(monkeypatch, strategy):
+    data = _face_detection()
+    config = replace(CONFIG, weighting=WeightingSettings(strategy=strategy))
+    draw = DensityDraw("dbvae", data, config, CPU, SINGLE)
+    Trainer(draw)
+    draw.early_probs = np.linspace(0.05, 0.95, len(data.train))
+    counts = _count_encoded(monkeypatch)
+    draw.refresh(keep_latents=False)
+    epoch_weights, epoch_density = draw.weights.clone(), draw.log_density.clone()
+    assert counts == [] and draw.latents is None
+    draw.refresh()  # the final pass: every row, for latents.npy
+    assert counts == [len(data.train)] and draw.latents.shape == (len(data.train), config.latent_dim)
+    assert torch.equal(draw.weights, epoch_weights)
+    assert torch.equal(draw.log_density.nan_to_num(), epoch_density.nan_to_num())
+    if strategy == "errors":
+        assert epoch_weights.std() > 0  # the early errors were upweighted, not a constant vector
+
+
+@pytest.mark.parametrize("strategy", ["histogram", "joint", "errors+latent"])
+def test_an_epochs_refresh_encodes_only_the_scored_rows(monkeypatch, strategy):
+    data = _face_detection()
+    settings = WeightingSettings(strategy=strategy, joint_dims=2, joint_components=2)
+    draw = DensityDraw("dbvae", data, replace(CONFIG, weighting=settings), CPU, SINGLE)
+    trainer = Trainer(draw)
+    draw.early_probs = np.linspace(0.05, 0.95, len(data.train))
+    counts = _count_encoded(monkeypatch)
+    draw.refresh(keep_latents=False)
+    positives = data.train.labels == 1  # the rows face detection scores
+    assert counts == [int(positives.sum())] and draw.latents is None
+    latents = encode_all(trainer.model, data.train.images, 16, CPU, only=positives)
+    labels = torch.tensor(data.train.labels)
+    weights, _ = training_weights(latents, labels, settings, False, draw.early_probs)
+    assert torch.equal(draw.weights, weights) and weights[positives].std() > 0
+    assert (draw.weights[~positives] == 1).all()
+    draw.refresh()  # the final pass encodes every row; the weights move by rounding at most
+    assert counts[1:] == [len(data.train)]
+    torch.testing.assert_close(draw.weights, weights, rtol=1e-4, atol=1e-6)
+
+
+def test_encoding_only_some_rows_leaves_nan_in_the_others_and_shards_of_whole_blocks_add_up():
+    data = dataset()
+    trainer = Trainer(DensityDraw("dbvae", data, CONFIG, CPU, SINGLE))
+    images, only = data.train.images, np.arange(len(data.train)) % 3 == 0
+    some = encode_all(trainer.model, images, 16, CPU, only=only)
+    assert torch.isnan(some[~only]).all() and torch.isfinite(some[only]).all()
+    torch.testing.assert_close(some[only], encode_all(trainer.model, images, 16, CPU)[only])
+    # two processes' shards of whole blocks of 16 rows run the batches one process runs: the same bits
+    shards = [encode_all(trainer.model, images[r], 16, CPU, only=only[r]) for r in (slice(0, 16), slice(16, 40))]
+    assert torch.equal(torch.cat(shards).nan_to_num(), some.nan_to_num())
+    assert encode_all(trainer.model, images[:0], 16, CPU).shape == (0, CONFIG.latent_dim)
+
+
+def test_models_are_named_once_in_training_order():
+    assert MODELS == ("uniform", "dbvae", "sampler", "oracle")
+    assert FitConfig().models == MODELS
+
+
 def test_the_dbvae_warms_up_on_uniform_draws_for_whole_epochs_of_at_least_the_given_steps():
     data = dataset()  # 40 rows, batch 8: 5 steps per epoch
     config = FitConfig(

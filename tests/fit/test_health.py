@@ -69,6 +69,14 @@ def test_face_detection_measures_the_faces_only():
     assert seen == [len(rows)]
 
 
+def test_the_mean_image_is_exact_whatever_the_chunks():
+    data = split()
+    rows = np.arange(len(data))[::-1]
+    exact = torch.from_numpy(data.images.astype(np.float64).sum(0) / len(rows) / 255.0).float().permute(2, 0, 1)
+    for chunk in (1, 7, len(rows)):
+        assert torch.equal(mean_image(data.images, rows, chunk=chunk), exact)
+
+
 def test_probe_targets_and_probe():
     attributes = pd.DataFrame({"g": [0, 1] * 30, "k": ["a", "b", "c"] * 20})
     targets = probe_targets(attributes, ["g", "k"])

@@ -107,6 +107,27 @@ def test_column_labels_do_not_broadcast_to_batch_by_batch(model):
     assert terms["reconstruction"].item() == pytest.approx(0.1 / 2) and terms["kl"].item() == pytest.approx(0.5 / 2)
 
 
+def test_face_detection_decodes_only_the_faces_with_the_loss_of_a_full_decode(model):
+    x = torch.rand(6, 3, 32, 32)
+    y = torch.tensor([1, 0, 1, 0, 0, 1])
+    loss = DBVAELoss(beta=0.5, vae_on_all=False)
+    kwargs = loss.forward_kwargs(y)
+    assert torch.equal(kwargs["decode"], torch.tensor([0, 2, 5]))
+    model.eval()  # batch norm by its running statistics: a row's reconstruction does not depend on the others
+    torch.manual_seed(3)
+    faces = model(x, **kwargs)
+    torch.manual_seed(3)
+    every = model(x)
+    assert faces["reconstruction"].shape == (3, 3, 32, 32) and torch.equal(faces["z"], every["z"])
+    torch.testing.assert_close(faces["reconstruction"], every["reconstruction"][[0, 2, 5]])
+    full = loss.per_sample(every, x, y)
+    for name, value in loss.per_sample(faces, x, y).items():
+        torch.testing.assert_close(value, full[name])
+    # every row is decoded when the VAE models every image, or when the batch holds no face
+    assert DBVAELoss(beta=0.5, vae_on_all=True).forward_kwargs(y) == {}
+    assert loss.forward_kwargs(torch.zeros(6, dtype=torch.long)) == {}
+
+
 def test_reparameterization_variance_matches_the_kl_term():
     # defect 5: z = mu + exp(logvar) * eps has variance exp(2 logvar), not the exp(logvar) the KL assumes
     torch.manual_seed(0)
