@@ -60,10 +60,13 @@ def test_weights_have_one_row_per_training_sample_finite_positive_mean_one(run_d
     assert len(weights) == n_train and weights["sample_id"].is_unique
     assert np.isfinite(weights["weight"]).all() and (weights["weight"] > 0).all()
     assert weights["weight"].mean() == pytest.approx(1.0)
-    # face detection: faces are reweighted among themselves, non-faces keep weight 1
+    # face detection: faces are reweighted among themselves, non-faces keep weight 1; the default, auto,
+    # keeps every weight 1 when no candidate beat uniform sampling on validation
     faces = weights[weights["label"] == 1]
     assert weights.loc[weights["label"] == 0, "weight"].eq(1.0).all()
-    assert faces["weight"].std() > 0
+    chosen = config["weighting_selection"]["chosen"]
+    assert config["weighting_strategy"] == chosen
+    assert (faces["weight"].std() > 0) == (chosen != "uniform")
     assert np.load(run_dir / "latents.npy").shape == (n_train, 8)
 
 

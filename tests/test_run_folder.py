@@ -41,9 +41,9 @@ def assert_one_message(result, *needles):
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    """One tiny real fit (the default weighting, errors, so early_probs.npy is there too)."""
+    """One tiny real fit weighted by errors, so early_probs.npy is there too."""
     out = tmp_path_factory.mktemp("fitted") / "run"
-    result = invoke("fit", *TINY, "--out", out)
+    result = invoke("fit", *TINY, "--weighting", "errors", "--out", out)
     assert result.exit_code == 0, result.output
     return out
 

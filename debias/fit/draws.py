@@ -32,11 +32,11 @@ from debias.train import UInt8ImageDataset, encode_all, iterate_batches
 from debias.weight_files import DistributedWeightedSampler, SampleWeights
 from debias.weighting import (
     AUTO,
-    LATENT_STRATEGIES,
     STRATEGIES,
     WeightingSettings,
     needs_groups,
     normalize_log_weights,
+    reads_latents,
     scored_rows,
     training_weights,
     weight_summary,
@@ -182,7 +182,7 @@ class DensityDraw(Draw):
         batches of its shard of the rows (one process: all rows), so the latents, and from them the
         weights, are the single process's bits. An epoch's refresh (`keep_latents=False`) encodes
         only what the weights read: the rows the strategy scores (the positives in face detection)
-        for the strategies that read latents (LATENT_STRATEGIES), nothing for the others (errors,
+        for the strategies that read latents (their registry entry's reads_latents), nothing for the others (errors,
         classes, the group strategies). `keep_latents=True` (the final weights, whose latents
         latents.npy stores) encodes every row and keeps the latents in `self.latents`.
         """
@@ -191,7 +191,7 @@ class DensityDraw(Draw):
         train, ctx, config = self.dataset.train, self.ctx, self.config
         labels = torch.tensor(train.labels)
         groups = training_groups(self.dataset) if needs_groups(self.weighting.strategy) else None
-        if not keep_latents and self.weighting.strategy not in LATENT_STRATEGIES:
+        if not keep_latents and not reads_latents(self.weighting.strategy):
             # Nothing to encode or gather: every rank computes the weights from the labels, early errors
             # and groups, and takes rank 0's copy, as sharded_training_weights does.
             no_latents = torch.zeros(len(train), 0, device=self.device)

@@ -56,21 +56,42 @@ def test_group_label_strategies_say_so():
     assert not describe(_config("classes")).uses_group_labels
 
 
-def test_auto_names_what_it_chose_and_describes_that():
-    selection = {
-        "chosen": "errors",
+def _candidate(weighted: float, p_value: float, loses: list[str]) -> dict:
+    figures = {"uniform": 0.80, "weighted": weighted, "difference": weighted - 0.80, "p_value": p_value}
+    return {"worst_class_accuracy": weighted, "versus_uniform": {"worst_class_accuracy": figures, "loses": loses}}
+
+
+def _selection(chosen: str, candidates: dict) -> dict:
+    return {
+        "chosen": chosen,
         "criterion": "worst_class_accuracy",
-        "candidates": {"histogram": {}, "errors": {}},
+        "candidates": {"uniform": {"worst_class_accuracy": 0.80}, **candidates},
         "val_groups": [],
         "accuracy_budget": 2.0,
         "epochs": 2,
     }
+
+
+def test_auto_names_what_it_chose_and_describes_that():
+    selection = _selection("errors", {"errors": _candidate(0.9, 0.001, [])})
     config = {"settings": {"weighting": {"strategy": "auto"}}, "weighting_selection": selection}
     assert describe(config).name == "errors"
     assert auto_sentence(config) == (
-        "--weighting auto chose errors among histogram, errors: the best validation worst class accuracy among the "
-        "candidates within 2 points of the most accurate one's validation accuracy, after 2 epoch(s) each."
+        "--weighting auto chose errors: validation worst class accuracy errors 90.0% against 80.0% (p = 0.001); "
+        "after 2 epoch(s) each."
     )
+
+
+def test_auto_says_why_it_kept_uniform_sampling():
+    selection = _selection(
+        "uniform", {"errors": _candidate(0.9, 0.001, ["accuracy"]), "histogram": _candidate(0.81, 0.6, [])}
+    )
+    config = {"settings": {"weighting": {"strategy": "auto"}}, "weighting_selection": selection}
+    assert describe(config).name == "uniform"
+    sentence = auto_sentence(config)
+    assert sentence.startswith("--weighting auto kept uniform sampling (every weight 1)")
+    assert "errors 90.0% against 80.0% (p = 0.001), but it loses accuracy" in sentence
+    assert "histogram 81.0% against 80.0% (p = 0.6)" in sentence
 
 
 @pytest.fixture(scope="module")
