@@ -195,8 +195,8 @@ def mcnemar_p(a: str, b: str, rows: np.ndarray) -> float:
     return 1.0 if only_a + only_b == 0 else binomtest(only_a, only_a + only_b).pvalue
 
 
-def summarize(records: list[dict], test_groups: dict[str, np.ndarray]) -> None:
-    """Print one table per testbed (see the module docstring)."""
+def summarize(records: list[dict], test_groups: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Print one table per testbed (see the module docstring); returns the rows, one per fit and model."""
     frame = []
     for r in records:
         if r["strategy"] == AUTO_CHOICE:
@@ -259,6 +259,44 @@ def summarize(records: list[dict], test_groups: dict[str, np.ndarray]) -> None:
                 f"{','.join(f'{p:.3f}' for p in ps):>22}{part['ess'].mean():6.2f}  "
                 + " ".join(f"{c.split('|')[0]}|{c.split('|')[-1][-1]}:{w}" for c, w in cells.items())
             )
+    return frame
+
+
+def summarize_extremes(frame: pd.DataFrame) -> None:
+    """Per strategy and model: its best testbed beside its worst, by the seed-mean change of worst-group
+    accuracy against uniform (points), with the accuracy change and the share of the oracle's lift."""
+    if frame.empty:
+        return
+    means = frame.groupby(["testbed", "row", "model"], sort=False)[["accuracy", "worst_group_accuracy"]].mean()
+    rows = []
+    for (testbed, row, model), m in means.iterrows():
+        if row in ("uniform", "oracle") or (testbed, "uniform", "uniform") not in means.index:
+            continue
+        u = means.loc[(testbed, "uniform", "uniform")]
+        lift = means.loc[(testbed, "oracle", "oracle"), "worst_group_accuracy"] - u["worst_group_accuracy"]
+        change = m["worst_group_accuracy"] - u["worst_group_accuracy"]
+        seeds = int(((frame["testbed"] == testbed) & (frame["row"] == row) & (frame["model"] == model)).sum())
+        rows.append(
+            {
+                "strategy": row,
+                "model": model,
+                "testbed": f"{testbed} ({seeds})",
+                "worst group": 100 * change,
+                "accuracy": 100 * (m["accuracy"] - u["accuracy"]),
+                "recovers": change / lift if lift >= 0.10 else float("nan"),
+            }
+        )
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return
+    print("\nEach strategy's best and worst testbed (change against uniform in points, seed means; (n) seeds):")
+    for (strategy, model), part in table.groupby(["strategy", "model"], sort=False):
+        best, worst = part.loc[part["worst group"].idxmax()], part.loc[part["worst group"].idxmin()]
+        print(
+            f"{strategy:<24}{model:<8} best {best['testbed']:<20}{best['worst group']:+6.1f} wg {best['accuracy']:+5.1f} acc"
+            f" (recovers {best['recovers']:.2f})   worst {worst['testbed']:<20}{worst['worst group']:+6.1f} wg"
+            f" {worst['accuracy']:+5.1f} acc (recovers {worst['recovers']:.2f})"
+        )
 
 
 def outcome(record: dict) -> str:
@@ -385,7 +423,7 @@ def main() -> None:
                 if key in done:
                     records.append(done[key])
     print(machine_line(load_before, __import__("os").getloadavg()))
-    summarize(records, test_groups)
+    summarize_extremes(summarize(records, test_groups))
     summarize_auto(records, [tuple(subset.split(",")) for subset in args.auto_subsets])
 
 

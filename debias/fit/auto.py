@@ -7,7 +7,7 @@ worst class, and the worst --val-groups group by the paired permutation test), a
 
 - none that loses to uniform beyond noise on any of those figures (do no harm: on real faces whose
   early errors were hard or mislabelled images spread over everyone, Just Train Twice cost 5-9
-  points of accuracy; BENCHMARKS.md, "Do no harm");
+  points of accuracy; BENCHMARKS.md, "Do the weights help?", "Do no harm");
 - only those that raise the criterion beyond noise (p < 0.05): weights that cannot show a gain on
   the user's own validation split are a gamble with the user's accuracy, so uniform is kept;
 - among those, the highest criterion, within an accuracy budget (2 points by default,

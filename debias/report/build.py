@@ -43,6 +43,7 @@ from debias.report.strategy import auto_sentence, describe
 from debias.run_dir import BY_REPORT
 from debias.run_folder import RunFolder, output_folder
 from debias.run_warnings import constant_predictors, run_warnings
+from debias.weights_check import AUTO_MEASURED
 
 REPORT_FORMAT_VERSION = 2  # 2: exact intervals, group keys, paired tests, warnings
 # Keys every report.json has: how an earlier report (which --out may replace) is told from other files.
@@ -230,6 +231,7 @@ def build_report(
             pictures=images,
             weighting=weighting,
             auto=auto_sentence(run.weights_config),
+            auto_measured=AUTO_MEASURED,
             settings_rows=_flatten(run.settings),
             run_name=Path(run_dir).resolve().name,
             redundant_columns=redundant,

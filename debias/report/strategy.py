@@ -25,6 +25,7 @@ class WeightingText:
     traversal_axes  the end of the traversal caption: how these axes relate to the weights
     uses_latents    whether the weights read the DB-VAE's latent means
     uses_group_labels  whether the weights read the true group labels
+    measured        where the strategy was measured to help and to fail (empty: not measured)
     """
 
     name: str
@@ -34,6 +35,7 @@ class WeightingText:
     traversal_axes: str
     uses_latents: bool
     uses_group_labels: bool
+    measured: str = ""
 
 
 def _weighting_settings(config: dict) -> dict:
@@ -97,7 +99,8 @@ def describe(config: dict) -> WeightingText:
     if strategy is not None and "keep_class_shares" in strategy.reads and settings.keep_class_shares:
         how += " The weights are normalized within each class, so every class keeps its share of the draws."
     uses_latents = strategy is not None and strategy.reads_latents
-    return WeightingText(name, how, large, role, axes, uses_latents, uses_groups)
+    measured = strategy.caption.measured if strategy is not None else ""
+    return WeightingText(name, how, large, role, axes, uses_latents, uses_groups, measured)
 
 
 def auto_sentence(config: dict) -> str | None:

@@ -54,12 +54,15 @@ class Caption:
                     (empty: LATENT_ROLE or NOT_LATENT_ROLE, by whether the strategy reads the latents)
     traversal_axes  the end of the traversal caption: how these axes relate to the weights
                     (empty: a generic clause, by whether the strategy reads the latents)
+    measured        where the strategy was measured to help and where to fail (BENCHMARKS.md), for the
+                    report to say beside its weights (empty: not measured across the testbeds)
     """
 
     how: str
     large_weights: str
     latent_role: str = ""
     traversal_axes: str = ""
+    measured: str = ""
 
 
 def _resolve(target: Callable | str) -> Callable:

@@ -36,14 +36,14 @@ class WeightingSettings:
     """How weights are computed; each strategy reads the fields it needs.
 
     strategy         auto, over uniform sampling and Just Train Twice (`errors`), chosen by measurement
-                     (BENCHMARKS.md, "Do the weights help?"; docs/method.md, "Do no harm"): JTT
-                     recovered 0.84-0.90 of the group-balanced oracle's worst-group gain where the
-                     early classifier's errors are the rare groups, but cost 5-15 points where they
-                     are hard or mislabelled images spread over everyone (CelebA Smiling, 10% flipped
-                     labels), and nothing tells the two apart before training. The short runs of auto
-                     do: it keeps JTT only when its validation worst-class accuracy beats uniform's
-                     beyond noise and it loses on nothing, else every weight is 1. It needs no group
-                     labels.
+                     on nine testbeds x 3 seeds (BENCHMARKS.md, "Do the weights help?"; docs/method.md,
+                     "Do no harm"): JTT recovered 0.62-0.89 of the group-balanced oracle's worst-group
+                     gain where the early classifier's errors are the rare groups, but cost 5-37 points
+                     of accuracy where they are hard or mislabelled images spread over everyone (CelebA
+                     Smiling, 10% flipped labels), and nothing tells the two apart before training. The
+                     short runs of auto do: it keeps JTT only when its validation worst-class accuracy
+                     beats uniform's beyond noise and it loses on nothing, else every weight is 1. It
+                     needs no group labels.
 
     Histogram defaults were chosen by measurement on synthfaces (BENCHMARKS-history.md, "Choosing the
     default combination"): at 100 latent dimensions the product puts all the weight on a few

@@ -25,9 +25,10 @@ class SynthFacesConfig:
     n_valid: int = 8000
     n_test: int = 8000
     image_size: int = 64
-    # Fraction of training faces in each rare subgroup. 0.5%, by the testbed rule (design.md): with
-    # the default augmentation the group-balanced oracle gains 10-45 points of worst-group accuracy
-    # over uniform sampling at 0.5% on every seed, only 3-5 at 1% (BENCHMARKS.md, "The testbeds").
+    # Fraction of training faces in each rare subgroup. 0.5%, by the testbed rule (docs/method.md,
+    # "Efficacy claims"): with the default augmentation the group-balanced oracle gains 10-45 points
+    # of worst-group accuracy over uniform sampling at 0.5% on every seed, only 3-5 at 1%
+    # (BENCHMARKS.md, "The testbeds").
     rare_rate: float = 0.005
     face_fraction: float = 0.5  # fraction of faces in every split
     seed: int = 0
@@ -37,7 +38,7 @@ class SynthFacesConfig:
     # (25 faces per 1,000) that reweighting has examples to work with.
     spurious: str | None = None
     spurious_rate: float = 0.95
-    # Testbeds where a weighting's assumption fails (design: "Do no harm"); 0 leaves the data as it was.
+    # Testbeds where a weighting's assumption fails (docs/method.md, "Do no harm"); 0 leaves the data as it was.
     # label_noise: share of the *training* labels flipped (exact count, rows drawn at random; the
     # validation and test labels stay true), as real attribute labels are noisy: an early
     # classifier's errors then hold every wrong label, which Just Train Twice upweights.
