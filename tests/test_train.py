@@ -46,6 +46,18 @@ def test_latents_use_the_same_preprocessing_as_training():
     assert torch.allclose(mu, mu_train_path, atol=1e-5)
 
 
+def test_predictions_keep_row_order_across_uneven_batches():
+    # written in place batch by batch: a 24-row split in batches of 7 ends with a batch of 3
+    images, _ = _tiny()
+    model = _model().eval()
+    probs = predict_proba(model, images, batch_size=7, device=torch.device("cpu"))
+    with torch.no_grad():
+        whole = torch.sigmoid(model.classify(to_model_input(torch.from_numpy(images)))).double().numpy()
+    assert probs.dtype == np.float64 and probs.shape == (len(images),)
+    np.testing.assert_allclose(probs, whole, atol=1e-6)
+    assert predict_proba(model, images[:0], batch_size=7, device=torch.device("cpu")).shape == (0,)
+
+
 def test_model_is_back_in_train_mode_after_latents_and_predictions():
     # defect 4: batch norm stayed in eval mode for the rest of training after computing latents
     images, _ = _tiny()
