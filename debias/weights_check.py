@@ -116,3 +116,19 @@ AUTO_MEASURED = (
     "whole class rather than on the rare groups (CelebA Young: 0.18 of the oracle's gain) and under label "
     "noise (0.51 with flipped labels; none with flipped labels and a spurious trait)."
 )
+
+
+# The models that draw by the weights, checked against uniform sampling on validation.
+WEIGHTED_MODELS = ("dbvae", "sampler")
+
+
+def check_weights(probs: dict[str, np.ndarray], valid, val_groups) -> dict:
+    """Model -> its validation figures against the uniform model's (debias.weights_check), for the weighted models;
+    {} when the fit trained no uniform model."""
+    if "uniform" not in probs:
+        return {}
+    return {
+        name: compare_with_uniform(valid.labels, probs["uniform"], probs[name], valid.attributes, val_groups)
+        for name in WEIGHTED_MODELS
+        if name in probs
+    }

@@ -43,6 +43,7 @@ from debias.errors import UserError
 from debias.fit.auto import select_strategy
 from debias.fit.checkpoint import Progress, checkpoint_state, dataset_fingerprint, describe_progress, restore
 from debias.fit.config import MODELS, FitConfig, validate
+from debias.fit.dataset_checks import check_dataset
 from debias.fit.device import resolve_device
 from debias.fit.draws import DRAWS, DensityDraw, FileDraw
 from debias.fit.errors import CompileFailed, FitInterrupted, NonFiniteLoss
@@ -50,7 +51,7 @@ from debias.fit.evaluation import evaluate, predictions_frame, sharded_predict
 from debias.fit.health import advice, latent_health
 from debias.fit.tensorboard import HistoryBoard
 from debias.fit.trainer import Trainer
-from debias.groups import cell_weights, require_group_values
+from debias.groups import cell_weights
 from debias.run_dir import (
     CHECKPOINT,
     CONFIG,
@@ -64,57 +65,9 @@ from debias.run_dir import (
     remove_debias_files,
 )
 from debias.run_folder import RunFolder
-from debias.weighting import AUTO, STRATEGIES, WeightingSettings, needs_groups, reads_latents
+from debias.weighting import AUTO, WeightingSettings, reads_latents
 from debias.weighting.errors import early_error_rates
-from debias.weights_check import compare_with_uniform
-
-
-def check_dataset(dataset: Dataset, config: FitConfig) -> None:
-    """UserError when the dataset cannot train this fit: an empty split, one class, another image size, unknown --val-groups."""
-    for split in ("train", "valid", "test"):
-        if len(dataset.split(split)) == 0:
-            raise UserError(f"the {split} split of {dataset.name} is empty; add images to it or use a larger --limit")
-    present = np.unique(dataset.train.labels)
-    if len(present) < 2:
-        raise UserError(
-            f"the training split of {dataset.name} has one class only (every label is {int(present[0])}); "
-            "a classifier needs training images of both labels 0 and 1"
-        )
-    if dataset.train.image_size != config.image_size:
-        raise UserError(f"dataset images are {dataset.train.image_size}px but --image-size is {config.image_size}")
-    if config.uses_group_labels and not dataset.group_columns:
-        strategies = config.candidates if config.weighting.strategy == AUTO else (config.weighting.strategy,)
-        named = ", ".join(name for name in strategies if needs_groups(name))
-        raise UserError(
-            f"--weighting {named} reweighs by the true group of every training image, but {dataset.name} has no group "
-            "columns; name them with --groups ATTR[,ATTR] (CelebA attributes, a manifest's columns), or choose a "
-            f"strategy without group labels ({', '.join(name for name in STRATEGIES if not needs_groups(name))})"
-        )
-    missing = [name for name in config.val_groups if name not in dataset.valid.attributes.columns]
-    if missing:
-        known = ", ".join(map(str, dataset.valid.attributes.columns)) or "none"
-        raise UserError(
-            f"--val-groups: the validation split of {dataset.name} has no attribute {', '.join(missing)}; "
-            f"its attributes are: {known}"
-        )
-    splits = {name: dataset.split(name).attributes for name in ("train", "valid", "test")}
-    require_group_values(splits, [*dataset.group_columns, *config.val_groups], dataset.name)
-
-
-# The models that draw by the weights, checked against uniform sampling on validation.
-WEIGHTED_MODELS = ("dbvae", "sampler")
-
-
-def check_weights(probs: dict[str, np.ndarray], valid, val_groups) -> dict:
-    """Model -> its validation figures against the uniform model's (debias.weights_check), for the weighted models;
-    {} when the fit trained no uniform model."""
-    if "uniform" not in probs:
-        return {}
-    return {
-        name: compare_with_uniform(valid.labels, probs["uniform"], probs[name], valid.attributes, val_groups)
-        for name in WEIGHTED_MODELS
-        if name in probs
-    }
+from debias.weights_check import check_weights
 
 
 class Fit:
